@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+import("../dist/cli.js").catch((err) => {
+  process.stderr.write(
+    `portcullis: cannot load dist/cli.js (${err.message}). Run "npm run build" in the Portcullis directory first.\n`,
+  );
+  process.exit(1);
+});

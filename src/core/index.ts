@@ -1,0 +1,5 @@
+export * from "./errors.js";
+export * from "./types.js";
+export * from "./tool-name.js";
+export * from "./connector-config.js";
+export * from "./json.js";
