@@ -1,0 +1,78 @@
+import type { Identity, ToolDefinition } from "./types.js";
+
+/** Verifies a bearer token into an Identity. Throws GatewayError UNAUTHENTICATED or FORBIDDEN. */
+export interface Authenticator {
+  verify(token: string): Promise<Identity>;
+}
+
+/**
+ * What the scope manifests decide, one method per pipeline stage (ARCHITECTURE.md, steps 2–5).
+ * Every method throws a GatewayError with a DENIED_* / APPROVAL_* code to refuse.
+ */
+export interface CallPolicy {
+  /** Step 2: may this identity see (and so call) this tool? Deny by default. */
+  canSee(identity: Identity, tool: ToolDefinition): boolean;
+  /**
+   * Step 3b: the scope's argument constraints, then claim-bound arguments injected (overriding
+   * whatever the agent sent). Returns the arguments the connector will receive.
+   */
+  constrain(identity: Identity, tool: ToolDefinition, args: Record<string, unknown>): Record<string, unknown>;
+  /** Step 4: rate limits and budgets. */
+  admit(identity: Identity, tool: ToolDefinition, args: Record<string, unknown>): Promise<void>;
+  /** Step 5: human approval. Resolves when none is needed or an approval for these exact arguments exists. */
+  approve(identity: Identity, tool: ToolDefinition, args: Record<string, unknown>, callId: string): Promise<void>;
+  /** Digest of the manifests that granted this tool to this identity, for the audit record. */
+  manifestHash(identity: Identity, tool: ToolDefinition): string | undefined;
+}
+
+export type AuditEventType =
+  | "call.intent"
+  | "call.outcome"
+  | "call.refused"
+  | "approval.requested"
+  | "approval.approved"
+  | "approval.denied"
+  | "approval.expired"
+  | "admin.change"
+  | "tool.changed";
+
+/** What the gateway hands the audit log. The audit module canonicalises, redacts and chains it. */
+export interface AuditEvent {
+  readonly type: AuditEventType;
+  /** ISO-8601 time the event happened. */
+  readonly time: string;
+  readonly callId?: string;
+  readonly identity?: {
+    readonly subject: string;
+    readonly clientId?: string;
+    readonly issuer?: string;
+    readonly scopes: readonly string[];
+  };
+  readonly connector?: string;
+  readonly tool?: string;
+  /** Content hash of the tool definition the call ran against. */
+  readonly toolHash?: string;
+  readonly manifestHash?: string;
+  /** Arguments as validated (the audit module redacts them by rule before hashing). */
+  readonly arguments?: Readonly<Record<string, unknown>>;
+  /** allow | deny, and why. */
+  readonly decision?: { readonly allowed: boolean; readonly code?: string; readonly reason?: string };
+  readonly outcome?: {
+    readonly status: "ok" | "error";
+    readonly latencyMs: number;
+    readonly resultDigest?: string;
+    readonly errorCode?: string;
+    readonly errorClass?: string;
+  };
+  /** Free-form structured detail (admin change digests, approval ids). */
+  readonly detail?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The audit log as the gateway sees it. `append` resolves only once the record is durable; a
+ * rejection means the record is not written, and for an intent record the call must not run.
+ */
+export interface AuditSink {
+  append(event: AuditEvent): Promise<void>;
+  close(): Promise<void>;
+}
