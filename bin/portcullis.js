@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-import("../dist/cli.js").catch((err) => {
-  process.stderr.write(
-    `portcullis: cannot load dist/cli.js (${err.message}). Run "npm run build" in the Portcullis directory first.\n`,
-  );
-  process.exit(1);
-});
+import("../dist/cli.js").then(
+  (cli) => cli.run(),
+  (err) => {
+    process.stderr.write(
+      `portcullis: cannot load dist/cli.js (${err.message}). Run "npm run build" in the Portcullis directory first.\n`,
+    );
+    process.exit(1);
+  },
+);

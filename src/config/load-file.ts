@@ -128,12 +128,14 @@ export function readJsonSource(file: string, shownAs = displayPath(file)): JsonS
   const source = new JsonSource(shownAs, text, tree);
   if (errors.length > 0 || tree === undefined) {
     throw new ConfigError(
-      (errors.length > 0 ? errors : [{ error: 0, offset: 0, length: 0 } as unknown as ParseError]).slice(0, 5).map((e) => ({
-        file: shownAs,
-        path: "",
-        ...source.position(e.offset),
-        message: `malformed JSON: ${errors.length > 0 ? printParseErrorCode(e.error) : "empty file"}`,
-      })),
+      (errors.length > 0 ? errors : [{ error: 0, offset: 0, length: 0 } as unknown as ParseError])
+        .slice(0, 5)
+        .map((e) => ({
+          file: shownAs,
+          path: "",
+          ...source.position(e.offset),
+          message: `malformed JSON: ${errors.length > 0 ? printParseErrorCode(e.error) : "empty file"}`,
+        })),
     );
   }
   return source;
@@ -167,7 +169,8 @@ export function substituteEnv(
   if (Array.isArray(value)) return value.map((v, i) => substituteEnv(source, v, env, problems, [...path, i]));
   if (typeof value === "object" && value !== null) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = substituteEnv(source, v, env, problems, [...path, k]);
+    for (const [k, v] of Object.entries(value))
+      out[k] = substituteEnv(source, v, env, problems, [...path, k]);
     return out;
   }
   return value;
@@ -210,7 +213,12 @@ export function zodProblems(source: JsonSource, raw: unknown, error: z.ZodError)
         break;
       case "invalid_union": {
         const note = issue.message && issue.message !== "Invalid input" ? ` (${issue.message})` : "";
-        problems.push(source.problem(issue.path, `value does not match any allowed form${note}, found ${describeValue(found)}`));
+        problems.push(
+          source.problem(
+            issue.path,
+            `value does not match any allowed form${note}, found ${describeValue(found)}`,
+          ),
+        );
         break;
       }
       default: {

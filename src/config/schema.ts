@@ -55,7 +55,9 @@ export const limitsSchema = z
       .positive()
       .max(600_000)
       .default(30_000)
-      .describe("Default upstream time budget per call, in milliseconds (a connector's timeoutMs overrides it)."),
+      .describe(
+        "Default upstream time budget per call, in milliseconds (a connector's timeoutMs overrides it).",
+      ),
     maxResultBytes: z
       .number()
       .int()
@@ -91,7 +93,10 @@ export const gatewayConfigSchema = z
     identity: identitySchema.prefault({}),
     paths: z
       .object({
-        connectors: z.string().default("connectors").describe("Directory of connector files, relative to this file."),
+        connectors: z
+          .string()
+          .default("connectors")
+          .describe("Directory of connector files, relative to this file."),
         scopes: z.string().default("scopes").describe("Directory of scope manifests, relative to this file."),
         audit: z.string().default("audit").describe("Directory of the audit store, relative to this file."),
       })

@@ -1,4 +1,4 @@
-import type { Identity, ToolDefinition } from "./types.js";
+import type { Identity, ObjectJsonSchema, ToolDefinition } from "./types.js";
 
 /** Verifies a bearer token into an Identity. Throws GatewayError UNAUTHENTICATED or FORBIDDEN. */
 export interface Authenticator {
@@ -20,9 +20,19 @@ export interface CallPolicy {
   /** Step 4: rate limits and budgets. */
   admit(identity: Identity, tool: ToolDefinition, args: Record<string, unknown>): Promise<void>;
   /** Step 5: human approval. Resolves when none is needed or an approval for these exact arguments exists. */
-  approve(identity: Identity, tool: ToolDefinition, args: Record<string, unknown>, callId: string): Promise<void>;
+  approve(
+    identity: Identity,
+    tool: ToolDefinition,
+    args: Record<string, unknown>,
+    callId: string,
+  ): Promise<void>;
   /** Digest of the manifests that granted this tool to this identity, for the audit record. */
   manifestHash(identity: Identity, tool: ToolDefinition): string | undefined;
+  /**
+   * The input schema this identity sees in tools/list: narrowed enums and bounds, claim-bound
+   * arguments removed. Absent means the tool's own schema.
+   */
+  visibleSchema?(identity: Identity, tool: ToolDefinition): ObjectJsonSchema;
 }
 
 export type AuditEventType =

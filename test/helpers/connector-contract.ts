@@ -88,7 +88,10 @@ export function connectorContract(
       const ac = new AbortController();
       ac.abort(new Error("cancelled by test"));
       await expect(
-        subject.connector.invoke({ tool, arguments: subject.okCall.arguments }, testContext({ signal: ac.signal })),
+        subject.connector.invoke(
+          { tool, arguments: subject.okCall.arguments },
+          testContext({ signal: ac.signal }),
+        ),
       ).rejects.toThrow();
     });
 
@@ -107,6 +110,12 @@ export function connectorContract(
 
 export function findTool(connector: Connector, name: string): ToolDefinition {
   const tool = connector.tools().find((t) => t.name === name);
-  if (!tool) throw new Error(`tool ${name} not found; have ${connector.tools().map((t) => t.name).join(", ")}`);
+  if (!tool)
+    throw new Error(
+      `tool ${name} not found; have ${connector
+        .tools()
+        .map((t) => t.name)
+        .join(", ")}`,
+    );
   return tool;
 }

@@ -1,0 +1,468 @@
+import { createHash, randomUUID } from "node:crypto";
+import canonicalize from "canonicalize";
+import type { Logger } from "pino";
+import type { CallToolResult, ListToolsResult, Tool } from "@modelcontextprotocol/sdk/types.js";
+import {
+  GatewayError,
+  isGatewayError,
+  isPlainObject,
+  safeJson,
+  type AuditEvent,
+  type AuditSink,
+  type CallPolicy,
+  type Identity,
+  type ToolResult,
+} from "../core/index.js";
+import type { Limits } from "../config/schema.js";
+import { ToolRegistry, type RegisteredTool } from "./registry.js";
+import { validateArguments } from "./validate.js";
+
+export interface GatewayOptions {
+  registry: ToolRegistry;
+  policy: CallPolicy;
+  audit: AuditSink;
+  limits: Limits;
+  logger: Logger;
+}
+
+export interface CallOptions {
+  /** Cancelled when the client cancels the request or the session closes. */
+  signal?: AbortSignal;
+  /** Incoming W3C trace context, propagated upstream. */
+  traceparent?: string;
+}
+
+export type ToolPage = ListToolsResult;
+
+/** Listeners learn when the registry changes, so sessions can send tools/list_changed. */
+export type RegistryListener = (previous: ToolRegistry, next: ToolRegistry) => void;
+
+const MAX_TOOL_NAME_IN_RECORD = 128;
+
+/**
+ * The invocation pipeline, in the order of ARCHITECTURE.md. Every call passes through `callTool`
+ * and nowhere else; each stage is a method so the order is visible in one place.
+ */
+export class Gateway {
+  private registryRef: ToolRegistry;
+  private readonly policy: CallPolicy;
+  private readonly audit: AuditSink;
+  private readonly limits: Limits;
+  private readonly logger: Logger;
+  private readonly listeners = new Set<RegistryListener>();
+  private inFlightCount = 0;
+  private drained: (() => void) | undefined;
+  private closing = false;
+
+  constructor(options: GatewayOptions) {
+    this.registryRef = options.registry;
+    this.policy = options.policy;
+    this.audit = options.audit;
+    this.limits = options.limits;
+    this.logger = options.logger;
+  }
+
+  get registry(): ToolRegistry {
+    return this.registryRef;
+  }
+
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  /** Swaps in a new registry; calls in flight finish on the definitions they started with. */
+  setRegistry(next: ToolRegistry): void {
+    const previous = this.registryRef;
+    this.registryRef = next;
+    for (const listener of this.listeners) listener(previous, next);
+  }
+
+  onRegistryChange(listener: RegistryListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The tools this identity may see, in name order, one page at a time. */
+  listTools(identity: Identity, cursor?: string): ToolPage {
+    const visible = this.visibleTools(identity);
+    const offset = cursor === undefined ? 0 : decodeCursor(cursor, visible.length);
+    const end = Math.min(offset + this.limits.pageSize, visible.length);
+    const tools: Tool[] = [];
+    for (let i = offset; i < end; i++) tools.push(this.entryFor(identity, visible[i]!));
+    return end < visible.length ? { tools, nextCursor: encodeCursor(end) } : { tools };
+  }
+
+  /** Names of the tools this identity sees, for change detection. */
+  visibleNames(identity: Identity, registry: ToolRegistry = this.registryRef): string[] {
+    return this.visibleTools(identity, registry).map((t) => `${t.def.name}@${t.hash}`);
+  }
+
+  async callTool(
+    identity: Identity,
+    name: string,
+    rawArgs: unknown,
+    options: CallOptions = {},
+  ): Promise<CallToolResult> {
+    const callId = randomUUID();
+    const log = this.logger.child({
+      callId,
+      tool: name.slice(0, MAX_TOOL_NAME_IN_RECORD),
+      subject: identity.subject,
+    });
+    if (this.closing)
+      return errorResult(
+        new GatewayError("SHUTTING_DOWN", "the gateway is shutting down; retry on another instance"),
+      );
+    this.inFlightCount++;
+    const started = performance.now();
+    let tool: RegisteredTool | undefined;
+    let args: Record<string, unknown> | undefined;
+    try {
+      // 1. Identity: resolved by the transport before we get here.
+      // 2. Resolve the tool among the tools this identity may see.
+      tool = this.resolveTool(identity, name);
+      // 3. Arguments: schema, then the scope's constraints and claim-bound arguments.
+      args = this.checkArguments(identity, tool, rawArgs);
+      // 4. Rate limits and budgets.
+      await this.policy.admit(identity, tool.def, args);
+      // 5. Human approval, bound to these exact arguments.
+      await this.policy.approve(identity, tool.def, args, callId);
+    } catch (err) {
+      const error = toError(err, "INTERNAL");
+      await this.recordRefusal(
+        identity,
+        callId,
+        name,
+        tool,
+        args ?? (isPlainObject(rawArgs) ? rawArgs : undefined),
+        error,
+        log,
+      );
+      this.finish();
+      if (error.code === "TOOL_NOT_FOUND" || error.code === "INVALID_REQUEST") throw error;
+      log.info({ code: error.code }, "call refused");
+      return errorResult(error);
+    }
+
+    try {
+      // 6. Intent record, durably written; if it cannot be, the call does not run.
+      await this.recordIntent(identity, callId, tool, args, log);
+      // 7. Invoke the connector.
+      const result = await this.invoke(identity, callId, tool, args, options, log);
+      // 8. Outcome record. 9. Map the result.
+      const mapped = this.mapResult(tool, result);
+      await this.recordOutcome(
+        identity,
+        callId,
+        tool,
+        started,
+        mapped.isError === true ? "error" : "ok",
+        log,
+        {
+          resultDigest: digest(mapped.structuredContent ?? mapped.content),
+          ...(mapped.isError ? { errorCode: "UPSTREAM_ERROR" } : {}),
+        },
+      );
+      log.info(
+        { latencyMs: Math.round(performance.now() - started), isError: mapped.isError === true },
+        "call done",
+      );
+      return mapped;
+    } catch (err) {
+      const error = toError(err, "INTERNAL");
+      if (error.code !== "AUDIT_UNAVAILABLE") {
+        await this.recordOutcome(identity, callId, tool, started, "error", log, {
+          errorCode: error.code,
+          errorClass: error.kind,
+        });
+      }
+      if (error.code === "INTERNAL") log.error({ err: error.cause ?? error }, "call failed");
+      else log.info({ code: error.code }, "call failed");
+      return errorResult(error, callId);
+    } finally {
+      this.finish();
+    }
+  }
+
+  /** Refuses new calls and waits up to `timeoutMs` for calls in flight; true when all finished. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.closing = true;
+    if (this.inFlightCount === 0) return true;
+    const done = new Promise<void>((resolve) => (this.drained = resolve));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const ok = await Promise.race([done.then(() => true), timedOut]);
+    clearTimeout(timer);
+    return ok;
+  }
+
+  // --- stages -------------------------------------------------------------------------------
+
+  private visibleTools(identity: Identity, registry: ToolRegistry = this.registryRef): RegisteredTool[] {
+    return registry.tools.filter((t) => this.policy.canSee(identity, t.def));
+  }
+
+  private entryFor(identity: Identity, tool: RegisteredTool): Tool {
+    const schema = this.policy.visibleSchema?.(identity, tool.def);
+    return schema && schema !== tool.def.inputSchema
+      ? { ...tool.listEntry, inputSchema: schema }
+      : tool.listEntry;
+  }
+
+  private resolveTool(identity: Identity, name: string): RegisteredTool {
+    const tool = this.registryRef.get(name);
+    // Unknown and hidden tools get the very same error: a hidden tool's existence never leaks.
+    if (!tool || !this.policy.canSee(identity, tool.def)) {
+      throw new GatewayError("TOOL_NOT_FOUND", `unknown tool: ${name.slice(0, MAX_TOOL_NAME_IN_RECORD)}`);
+    }
+    return tool;
+  }
+
+  private checkArguments(
+    identity: Identity,
+    tool: RegisteredTool,
+    rawArgs: unknown,
+  ): Record<string, unknown> {
+    const args = rawArgs ?? {};
+    const visible = this.policy.visibleSchema?.(identity, tool.def) ?? tool.def.inputSchema;
+    // The agent is validated against the schema it was shown (claim-bound arguments are absent
+    // from it); after the policy injected those, the final arguments must fit the tool's own schema.
+    validateArguments(visible, args, tool.def.name);
+    const constrained = this.policy.constrain(identity, tool.def, args as Record<string, unknown>);
+    if (visible !== tool.def.inputSchema) validateArguments(tool.def.inputSchema, constrained, tool.def.name);
+    return constrained;
+  }
+
+  private async invoke(
+    identity: Identity,
+    callId: string,
+    tool: RegisteredTool,
+    args: Record<string, unknown>,
+    options: CallOptions,
+    log: Logger,
+  ): Promise<ToolResult> {
+    const controller = new AbortController();
+    const timeoutMs = tool.timeoutMs;
+    const onAbort = (): void => controller.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new GatewayError(
+          "UPSTREAM_TIMEOUT",
+          `connector "${tool.connector.name}" (${tool.connector.kind}) did not answer within ${timeoutMs} ms`,
+        );
+        controller.abort(err);
+        reject(err);
+      }, timeoutMs);
+    });
+    const cancelled = new Promise<never>((_, reject) => {
+      controller.signal.addEventListener(
+        "abort",
+        () =>
+          reject(
+            isGatewayError(controller.signal.reason)
+              ? controller.signal.reason
+              : new GatewayError("INVALID_REQUEST", "the call was cancelled by the client"),
+          ),
+        { once: true },
+      );
+    });
+    try {
+      const work = tool.connector.invoke(
+        { tool: tool.def, arguments: args },
+        {
+          callId,
+          identity,
+          signal: controller.signal,
+          timeoutMs,
+          logger: log,
+          ...(options.traceparent ? { traceparent: options.traceparent } : {}),
+        },
+      );
+      // A connector that ignores its signal must not hold the agent past the budget.
+      work.catch(() => undefined);
+      return await Promise.race([work, timeout, cancelled]);
+    } catch (err) {
+      throw toError(err, "UPSTREAM_ERROR", tool);
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private mapResult(tool: RegisteredTool, result: ToolResult): CallToolResult {
+    const structured = result.structuredContent;
+    const text = result.text ?? (structured === undefined ? "" : safeJson(structured));
+    const size =
+      Buffer.byteLength(text) +
+      (structured !== undefined && result.text !== undefined ? Buffer.byteLength(safeJson(structured)) : 0);
+    if (size > this.limits.maxResultBytes) {
+      throw new GatewayError(
+        "UPSTREAM_BAD_RESPONSE",
+        `the result of ${tool.def.name} is ${size} bytes, over the gateway's limit of ${this.limits.maxResultBytes}; narrow the request (filters, fewer rows)`,
+      );
+    }
+    const out: CallToolResult = { content: [{ type: "text", text }] };
+    if (result.isError) {
+      out.isError = true;
+      // An error's shape need not match the tool's outputSchema, so clients must not validate it.
+      if (structured !== undefined && tool.def.outputSchema === undefined) out.structuredContent = structured;
+      return out;
+    }
+    if (structured !== undefined) out.structuredContent = structured;
+    return out;
+  }
+
+  // --- audit --------------------------------------------------------------------------------
+
+  private baseEvent(
+    identity: Identity,
+    callId: string,
+    tool: RegisteredTool,
+  ): Omit<AuditEvent, "type" | "time"> {
+    const manifestHash = this.policy.manifestHash(identity, tool.def);
+    return {
+      callId,
+      identity: auditIdentity(identity),
+      connector: tool.connector.name,
+      tool: tool.def.name,
+      toolHash: tool.hash,
+      ...(manifestHash ? { manifestHash } : {}),
+    };
+  }
+
+  private async recordIntent(
+    identity: Identity,
+    callId: string,
+    tool: RegisteredTool,
+    args: Record<string, unknown>,
+    log: Logger,
+  ): Promise<void> {
+    try {
+      await this.audit.append({
+        type: "call.intent",
+        time: new Date().toISOString(),
+        ...this.baseEvent(identity, callId, tool),
+        arguments: args,
+        decision: { allowed: true },
+      });
+    } catch (err) {
+      log.error({ err }, "audit intent record could not be written: call refused");
+      throw new GatewayError(
+        "AUDIT_UNAVAILABLE",
+        "the call was refused and did not run: the audit log cannot record it right now; retry later or contact the operator",
+        { cause: err },
+      );
+    }
+  }
+
+  private async recordOutcome(
+    identity: Identity,
+    callId: string,
+    tool: RegisteredTool,
+    started: number,
+    status: "ok" | "error",
+    log: Logger,
+    extra: { resultDigest?: string; errorCode?: string; errorClass?: string },
+  ): Promise<void> {
+    try {
+      await this.audit.append({
+        type: "call.outcome",
+        time: new Date().toISOString(),
+        ...this.baseEvent(identity, callId, tool),
+        outcome: { status, latencyMs: Math.round((performance.now() - started) * 1000) / 1000, ...extra },
+      });
+    } catch (err) {
+      // The call already ran; failing it now would invite a duplicate retry. Alert instead.
+      log.error({ err }, "audit outcome record could not be written");
+    }
+  }
+
+  private async recordRefusal(
+    identity: Identity,
+    callId: string,
+    name: string,
+    tool: RegisteredTool | undefined,
+    args: Record<string, unknown> | undefined,
+    error: GatewayError,
+    log: Logger,
+  ): Promise<void> {
+    try {
+      await this.audit.append({
+        type: "call.refused",
+        time: new Date().toISOString(),
+        ...(tool
+          ? this.baseEvent(identity, callId, tool)
+          : { callId, identity: auditIdentity(identity), tool: name.slice(0, MAX_TOOL_NAME_IN_RECORD) }),
+        // Arguments of a call to an unknown or hidden tool are not recorded: they were never checked.
+        ...(tool && args ? { arguments: args } : {}),
+        decision: { allowed: false, code: error.code, reason: error.message },
+      });
+    } catch (err) {
+      log.error({ err }, "audit refusal record could not be written");
+    }
+  }
+
+  private finish(): void {
+    this.inFlightCount--;
+    if (this.inFlightCount === 0 && this.drained) this.drained();
+  }
+}
+
+function auditIdentity(identity: Identity): NonNullable<AuditEvent["identity"]> {
+  return {
+    subject: identity.subject,
+    scopes: identity.scopes,
+    ...(identity.clientId ? { clientId: identity.clientId } : {}),
+    ...(identity.issuer ? { issuer: identity.issuer } : {}),
+  };
+}
+
+function digest(value: unknown): string {
+  return `sha256:${createHash("sha256")
+    .update(canonicalize(JSON.parse(safeJson(value ?? null))) ?? "")
+    .digest("hex")}`;
+}
+
+function toError(err: unknown, fallback: "INTERNAL" | "UPSTREAM_ERROR", tool?: RegisteredTool): GatewayError {
+  if (isGatewayError(err)) return err;
+  if (fallback === "UPSTREAM_ERROR" && tool) {
+    // A connector let a raw error escape: its message may hold anything, so it is logged, not shown.
+    return new GatewayError(
+      "UPSTREAM_ERROR",
+      `connector "${tool.connector.name}" (${tool.connector.kind}) failed unexpectedly`,
+      { cause: err },
+    );
+  }
+  return new GatewayError("INTERNAL", "internal error", { cause: err });
+}
+
+/** The agent-facing rendering of a refusal or failure: a code it can branch on and a message it can act on. */
+export function errorResult(error: GatewayError, callId?: string): CallToolResult {
+  const suffix = error.code === "INTERNAL" && callId ? ` (call id ${callId})` : "";
+  const result: CallToolResult = {
+    content: [{ type: "text", text: `${error.code}: ${error.message}${suffix}` }],
+    isError: true,
+  };
+  if (error.details) result._meta = { "portcullis/error": { code: error.code, ...error.details } };
+  return result;
+}
+
+const CURSOR_PREFIX = "pc1:";
+
+function encodeCursor(offset: number): string {
+  return Buffer.from(`${CURSOR_PREFIX}${offset}`).toString("base64url");
+}
+
+function decodeCursor(cursor: string, total: number): number {
+  const text = cursor.length <= 64 ? Buffer.from(cursor, "base64url").toString("utf8") : "";
+  const offset = text.startsWith(CURSOR_PREFIX) ? Number(text.slice(CURSOR_PREFIX.length)) : NaN;
+  if (!Number.isSafeInteger(offset) || offset <= 0 || offset > total) {
+    throw new GatewayError(
+      "INVALID_REQUEST",
+      "invalid cursor: pass back the nextCursor of a previous tools/list",
+    );
+  }
+  return offset;
+}

@@ -1,0 +1,86 @@
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import {
+  CallToolRequestSchema,
+  ErrorCode,
+  ListToolsRequestSchema,
+  McpError,
+  type CallToolResult,
+} from "@modelcontextprotocol/sdk/types.js";
+import type { Logger } from "pino";
+import { isGatewayError, type Identity } from "../core/index.js";
+import type { Gateway } from "../gateway/gateway.js";
+
+export const SERVER_VERSION = "0.1.0";
+
+export interface SessionOptions {
+  gateway: Gateway;
+  serverName: string;
+  logger: Logger;
+  /**
+   * The identity of the request being handled. Over stdio it is fixed; over HTTP every request
+   * carries its own verified token, bound to the identity that opened the session.
+   */
+  identityOf: (authInfo: { extra?: Record<string, unknown> } | undefined) => Identity;
+}
+
+const INSTRUCTIONS =
+  "Portcullis exposes enterprise systems as tools named <connector>__<operation>. You only see the tools your identity is granted. Errors start with a code (e.g. UPSTREAM_TIMEOUT, DENIED_RATE_LIMIT, APPROVAL_REQUIRED) followed by what to do next.";
+
+/**
+ * One MCP session: the SDK's low-level Server, since the tool set is dynamic and differs per
+ * caller. Tool-list changes that alter what this session's identity sees are announced with
+ * notifications/tools/list_changed.
+ */
+export function createMcpSession(options: SessionOptions): { server: Server; dispose: () => void } {
+  const { gateway } = options;
+  const server = new Server(
+    { name: options.serverName, version: SERVER_VERSION },
+    { capabilities: { tools: { listChanged: true } }, instructions: INSTRUCTIONS },
+  );
+  let lastIdentity: Identity | undefined;
+
+  server.setRequestHandler(ListToolsRequestSchema, (request, extra) => {
+    const identity = options.identityOf(extra.authInfo);
+    lastIdentity = identity;
+    try {
+      return gateway.listTools(identity, request.params?.cursor);
+    } catch (err) {
+      throw asMcpError(err);
+    }
+  });
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+    const identity = options.identityOf(extra.authInfo);
+    lastIdentity = identity;
+    const traceparent = extra.requestInfo?.headers?.traceparent;
+    try {
+      return await gateway.callTool(identity, request.params.name, request.params.arguments, {
+        signal: extra.signal,
+        ...(typeof traceparent === "string" ? { traceparent } : {}),
+      });
+    } catch (err) {
+      throw asMcpError(err);
+    }
+  });
+
+  const unsubscribe = gateway.onRegistryChange((previous, next) => {
+    if (!lastIdentity) return;
+    const before = gateway.visibleNames(lastIdentity, previous);
+    const after = gateway.visibleNames(lastIdentity, next);
+    if (before.length === after.length && before.every((n, i) => n === after[i])) return;
+    server
+      .sendToolListChanged()
+      .catch((err: unknown) => options.logger.debug({ err }, "list_changed not delivered"));
+  });
+
+  return { server, dispose: unsubscribe };
+}
+
+/** Protocol-level errors: unknown/hidden tools and bad cursors are -32602, as the MCP spec says. */
+function asMcpError(err: unknown): McpError {
+  if (err instanceof McpError) return err;
+  if (isGatewayError(err) && (err.code === "TOOL_NOT_FOUND" || err.code === "INVALID_REQUEST")) {
+    return new McpError(ErrorCode.InvalidParams, err.message);
+  }
+  return new McpError(ErrorCode.InternalError, "internal error");
+}

@@ -1,0 +1,232 @@
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import { spawn } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadGatewayConfig } from "../../src/config/load.js";
+import { startHttpServer, type RunningHttpServer } from "../../src/server/http.js";
+import { startRuntime, type Runtime } from "../../src/server/runtime.js";
+import { cliCommand, createDeployment, type Deployment } from "../helpers/deployment.js";
+import { testLogger } from "../helpers/logger.js";
+
+const INIT = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: {
+    protocolVersion: LATEST_PROTOCOL_VERSION,
+    capabilities: {},
+    clientInfo: { name: "raw", version: "1" },
+  },
+};
+const MCP_HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+
+async function connect(url: URL): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(url);
+  const client = new Client({ name: "http-test", version: "1.0.0" });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+describe("MCP over Streamable HTTP (real HTTP on port 0)", () => {
+  let deployment: Deployment;
+  let runtime: Runtime;
+  let http: RunningHttpServer;
+
+  beforeAll(async () => {
+    deployment = createDeployment({
+      extraTools: 1,
+      config: { transports: { http: { port: 0, maxBodyBytes: 4096 } } },
+    });
+    const loaded = loadGatewayConfig(deployment.configPath);
+    runtime = await startRuntime(loaded, testLogger);
+    http = await startHttpServer({
+      gateway: runtime.gateway,
+      config: loaded.config.transports.http,
+      serverName: "portcullis",
+      logger: testLogger,
+      ...(runtime.localIdentity ? { localIdentity: runtime.localIdentity } : {}),
+      ready: () => runtime.readiness(),
+    });
+  });
+
+  afterAll(async () => {
+    await http?.close();
+    await runtime?.close();
+    deployment?.cleanup();
+  });
+
+  it("initializes, pages through tools/list and calls a tool", async () => {
+    const { client } = await connect(http.url);
+    const first = await client.listTools();
+    expect(first.tools.map((t) => t.name)).toEqual(["inv__count_000", "inv__get_item"]);
+    expect(first.nextCursor).toBeDefined();
+    const second = await client.listTools({ cursor: first.nextCursor! });
+    expect(second.tools.map((t) => t.name)).toEqual(["inv__query", "inv__set_qty"]);
+    expect(second.nextCursor).toBeUndefined();
+    const result = await client.callTool({ name: "inv__get_item", arguments: { sku: "B-2" } });
+    expect((result.structuredContent as { rows: unknown[] }).rows).toEqual([
+      { id: 2, sku: "B-2", name: "bucket", qty: 40, price: "4.50" },
+    ]);
+    await client.close();
+  });
+
+  it("sets tool annotations truthfully", async () => {
+    const { client } = await connect(http.url);
+    const { tools } = await client.listTools();
+    const page2 = await client.listTools({ cursor: (await client.listTools()).nextCursor! });
+    const byName = new Map([...tools, ...page2.tools].map((t) => [t.name, t.annotations]));
+    expect(byName.get("inv__get_item")).toMatchObject({ readOnlyHint: true, destructiveHint: false });
+    expect(byName.get("inv__set_qty")).toMatchObject({ readOnlyHint: false, idempotentHint: true });
+    await client.close();
+  });
+
+  it("refuses a foreign Origin with 403", async () => {
+    const res = await fetch(http.url, {
+      method: "POST",
+      headers: { ...MCP_HEADERS, origin: "https://evil.example" },
+      body: JSON.stringify(INIT),
+    });
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain("allowedOrigins");
+  });
+
+  it("accepts a loopback Origin while bound to loopback", async () => {
+    const res = await fetch(http.url, {
+      method: "POST",
+      headers: { ...MCP_HEADERS, origin: "http://localhost:6274" },
+      body: JSON.stringify(INIT),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("mcp-session-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("refuses a foreign Host header (DNS rebinding) with 403", async () => {
+    const { request } = await import("node:http");
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        http.url,
+        { method: "POST", headers: { ...MCP_HEADERS, host: "attacker.example:80" } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end(JSON.stringify(INIT));
+    });
+    expect(status).toBe(403);
+  });
+
+  it("answers an unknown session id with 404", async () => {
+    const res = await fetch(http.url, {
+      method: "POST",
+      headers: { ...MCP_HEADERS, "mcp-session-id": "00000000-0000-0000-0000-000000000000" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+    });
+    expect(res.status).toBe(404);
+  });
+
+  it("ends a session on DELETE; the id then answers 404", async () => {
+    const { client, transport } = await connect(http.url);
+    const id = transport.sessionId!;
+    expect(id).toBeDefined();
+    const before = http.sessionCount();
+    await transport.terminateSession();
+    expect(http.sessionCount()).toBe(before - 1);
+    const res = await fetch(http.url, {
+      method: "POST",
+      headers: { ...MCP_HEADERS, "mcp-session-id": id, "mcp-protocol-version": LATEST_PROTOCOL_VERSION },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/list" }),
+    });
+    expect(res.status).toBe(404);
+    await client.close();
+  });
+
+  it("refuses an oversized body with 413", async () => {
+    const res = await fetch(http.url, {
+      method: "POST",
+      headers: MCP_HEADERS,
+      body: JSON.stringify({ ...INIT, padding: "x".repeat(10_000) }),
+    });
+    expect(res.status).toBe(413);
+  });
+
+  it("refuses a request without a session that is not initialize with 400", async () => {
+    const res = await fetch(http.url, {
+      method: "POST",
+      headers: MCP_HEADERS,
+      body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" }),
+    });
+    expect(res.status).toBe(400);
+  });
+
+  it("serves /healthz and /readyz", async () => {
+    const health = await fetch(new URL("/healthz", http.url));
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: "ok" });
+    const ready = await fetch(new URL("/readyz", http.url));
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: "ready", connectors: { inv: "up" } });
+  });
+
+  it("runs one session's slow call concurrently with another session's calls", async () => {
+    const slow = await connect(http.url);
+    const fast = await connect(http.url);
+    // A recursive CTE that never yields a row: only the connector's timeout (2 s) ends it.
+    const slowCall = slow.client.callTool({
+      name: "inv__query",
+      arguments: {
+        sql: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+      },
+    });
+    const started = Date.now();
+    const quick = await fast.client.callTool({ name: "inv__get_item", arguments: { sku: "C-3" } });
+    const quickMs = Date.now() - started;
+    expect(quick.isError).toBeFalsy();
+    const slowResult = await slowCall;
+    const slowMs = Date.now() - started;
+    expect(slowResult.isError).toBe(true);
+    expect((slowResult.content as { text: string }[])[0]!.text).toMatch(/^UPSTREAM_TIMEOUT:/);
+    // The quick call finished while the slow one was still running.
+    expect(quickMs).toBeLessThan(slowMs);
+    await slow.client.close();
+    await fast.client.close();
+  });
+});
+
+describe("graceful shutdown", () => {
+  it("drains a call in flight on SIGTERM, then exits 0", async () => {
+    const deployment = createDeployment({ config: { logging: { level: "info" } } });
+    try {
+      const { command, args } = cliCommand("serve", "--http", "--config", deployment.configPath);
+      const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+      const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+      let stderr = "";
+      const url = await new Promise<URL>((resolve, reject) => {
+        child.stderr.on("data", (c: Buffer) => {
+          stderr += c.toString();
+          const m = /Streamable HTTP at (\S+)/.exec(stderr);
+          if (m) resolve(new URL(m[1]!));
+        });
+        child.on("exit", () => reject(new Error(`server exited early: ${stderr}`)));
+      });
+      const { client } = await connect(url);
+      // Runs until the 2 s connector timeout: in flight when SIGTERM arrives.
+      const call = client.callTool({
+        name: "inv__query",
+        arguments: {
+          sql: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+        },
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill("SIGTERM");
+      const result = await call;
+      expect((result.content as { text: string }[])[0]!.text).toMatch(/^UPSTREAM_TIMEOUT:/);
+      expect(await exited).toBe(0);
+      expect(stderr).toContain("draining calls in flight");
+    } finally {
+      deployment.cleanup();
+    }
+  });
+});
