@@ -9,6 +9,7 @@ import { startHttpServer, isLoopbackHost, type RunningHttpServer } from "./serve
 import { routesFor } from "./server/routes.js";
 import { describeStartupError, startRuntime, type Runtime } from "./server/runtime.js";
 import { serveStdio, stdioIdentity } from "./server/stdio.js";
+import { startTracing } from "./server/tracing.js";
 import { SERVER_VERSION } from "./server/mcp-server.js";
 
 export interface CliEnv {
@@ -103,10 +104,12 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
         ? "http"
         : "stdio";
 
+  const tracing = startTracing(logger);
   let runtime: Runtime;
   try {
     runtime = await startRuntime(loaded, logger);
   } catch (err) {
+    await tracing?.shutdown();
     await demo?.close();
     throw err;
   }
@@ -136,6 +139,7 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
     await stdio?.close();
     await runtime.close();
     await demo?.close();
+    await tracing?.shutdown();
     logger.flush();
   };
 
@@ -187,6 +191,8 @@ async function startHttp(runtime: Runtime, logger: Logger): Promise<RunningHttpS
     ...(localIdentity ? { localIdentity } : {}),
     routes: routesFor(runtime),
     ready: () => runtime.readiness(),
+    ...(config.observability.metrics ? { metrics: () => runtime.metrics.render() } : {}),
+    ...(config.observability.metricsScope ? { metricsScope: config.observability.metricsScope } : {}),
   });
 }
 

@@ -110,6 +110,30 @@ export const gatewayConfigSchema = z
       })
       .strict()
       .prefault({}),
+    observability: z
+      .object({
+        metrics: z
+          .boolean()
+          .default(true)
+          .describe("Serve Prometheus metrics at /metrics on the HTTP transport."),
+        metricsScope: z
+          .string()
+          .optional()
+          .describe(
+            "Require a bearer token holding this scope for /metrics (metric labels name tools). Default: open.",
+          ),
+        traceArguments: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Record tool arguments on trace spans. Off by default: arguments may hold personal data.",
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe(
+        "Metrics and tracing. Tracing itself is configured by the standard OTEL_* environment variables.",
+      ),
     demo: z
       .object({
         enabled: z

@@ -15,7 +15,20 @@ import {
 } from "../core/index.js";
 import type { Limits } from "../config/schema.js";
 import { ToolRegistry, type RegisteredTool } from "./registry.js";
+import {
+  context,
+  contextFromTraceparent,
+  inSpan,
+  refusalReason,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  traceparentOf,
+  tracer,
+  type GatewayMetrics,
+} from "./telemetry.js";
 import { validateArguments } from "./validate.js";
+import type { Context, Span } from "@opentelemetry/api";
 
 export interface GatewayOptions {
   registry: ToolRegistry;
@@ -23,6 +36,9 @@ export interface GatewayOptions {
   audit: AuditSink;
   limits: Limits;
   logger: Logger;
+  metrics?: GatewayMetrics;
+  /** Record argument values on spans (off by default: arguments may be personal data). */
+  traceArguments?: boolean;
 }
 
 export interface CallOptions {
@@ -49,6 +65,8 @@ export class Gateway {
   private readonly audit: AuditSink;
   private readonly limits: Limits;
   private readonly logger: Logger;
+  readonly metrics: GatewayMetrics | undefined;
+  private readonly traceArguments: boolean;
   private readonly listeners = new Set<RegistryListener>();
   private inFlightCount = 0;
   private drained: (() => void) | undefined;
@@ -60,6 +78,8 @@ export class Gateway {
     this.audit = options.audit;
     this.limits = options.limits;
     this.logger = options.logger;
+    this.metrics = options.metrics;
+    this.traceArguments = options.traceArguments ?? false;
   }
 
   get registry(): ToolRegistry {
@@ -104,65 +124,124 @@ export class Gateway {
     options: CallOptions = {},
   ): Promise<CallToolResult> {
     const callId = randomUUID();
-    const log = this.logger.child({
-      callId,
-      tool: name.slice(0, MAX_TOOL_NAME_IN_RECORD),
-      subject: identity.subject,
-    });
-    if (this.closing)
+    const shownName = name.slice(0, MAX_TOOL_NAME_IN_RECORD);
+    const log = this.logger.child({ callId, tool: shownName, subject: identity.subject });
+    if (this.closing) {
       return errorResult(
         new GatewayError("SHUTTING_DOWN", "the gateway is shutting down; retry on another instance"),
       );
+    }
+    const root = tracer().startSpan(
+      "tools/call",
+      {
+        kind: SpanKind.SERVER,
+        attributes: { "mcp.tool": shownName, "portcullis.call_id": callId, "enduser.id": identity.subject },
+      },
+      contextFromTraceparent(options.traceparent),
+    );
+    const rootCtx = trace.setSpan(context.active(), root);
     this.inFlightCount++;
+    this.metrics?.inFlight.inc();
     const started = performance.now();
     let tool: RegisteredTool | undefined;
     let args: Record<string, unknown> | undefined;
     try {
-      // 1. Identity: resolved by the transport before we get here.
-      // 2. Resolve the tool among the tools this identity may see.
-      tool = this.resolveTool(identity, name);
-      // 3. Arguments: schema, then the scope's constraints and claim-bound arguments.
-      args = this.checkArguments(identity, tool, rawArgs);
-      // 4. Rate limits and budgets.
-      await this.policy.admit(identity, tool.def, args);
-      // 5. Human approval, bound to these exact arguments.
-      await this.policy.approve(identity, tool.def, args, callId);
-    } catch (err) {
-      const error = toError(err, "INTERNAL");
-      await this.recordRefusal(
-        identity,
-        callId,
-        name,
-        tool,
-        args ?? (isPlainObject(rawArgs) ? rawArgs : undefined),
-        error,
-        log,
-      );
+      try {
+        await inSpan("authorize", rootCtx, {}, async () => {
+          // 1. Identity: resolved by the transport before we get here.
+          // 2. Resolve the tool among the tools this identity may see.
+          tool = this.resolveTool(identity, name);
+          // 3. Arguments: schema, then the scope's constraints and claim-bound arguments.
+          args = this.checkArguments(identity, tool, rawArgs);
+          // 4. Rate limits and budgets.
+          await this.policy.admit(identity, tool.def, args);
+          // 5. Human approval, bound to these exact arguments.
+          await this.policy.approve(identity, tool.def, args, callId);
+        });
+      } catch (err) {
+        const error = toError(err, "INTERNAL");
+        const known = tool as RegisteredTool | undefined;
+        await this.recordRefusal(
+          identity,
+          callId,
+          name,
+          known,
+          args ?? (isPlainObject(rawArgs) ? rawArgs : undefined),
+          error,
+          log,
+        );
+        this.metrics?.refusals.inc({ reason: refusalReason(error.code) });
+        root.setAttribute("portcullis.outcome", "refused");
+        root.setAttribute("portcullis.error_code", error.code);
+        if (error.code === "TOOL_NOT_FOUND" || error.code === "INVALID_REQUEST") throw error;
+        log.info({ code: error.code }, "call refused");
+        return errorResult(error);
+      }
+      const target = tool as RegisteredTool;
+      const callArgs = args as Record<string, unknown>;
+      root.setAttributes({
+        "portcullis.connector": target.connector.name,
+        "portcullis.connector_kind": target.connector.kind,
+      });
+      if (this.traceArguments) root.setAttribute("portcullis.arguments", safeJson(callArgs));
+      return await this.run(identity, callId, target, callArgs, options, log, rootCtx, root, started);
+    } finally {
+      root.end();
       this.finish();
-      if (error.code === "TOOL_NOT_FOUND" || error.code === "INVALID_REQUEST") throw error;
-      log.info({ code: error.code }, "call refused");
-      return errorResult(error);
     }
+  }
 
+  /** Stages 6–9: the call has passed every check. */
+  private async run(
+    identity: Identity,
+    callId: string,
+    tool: RegisteredTool,
+    args: Record<string, unknown>,
+    options: CallOptions,
+    log: Logger,
+    rootCtx: Context,
+    root: Span,
+    started: number,
+  ): Promise<CallToolResult> {
+    const labels = { connector: tool.connector.name, tool: tool.def.name };
     try {
       // 6. Intent record, durably written; if it cannot be, the call does not run.
-      await this.recordIntent(identity, callId, tool, args, log);
+      await inSpan("audit.intent", rootCtx, {}, () => this.recordIntent(identity, callId, tool, args, log));
       // 7. Invoke the connector.
-      const result = await this.invoke(identity, callId, tool, args, options, log);
+      const upstreamStarted = performance.now();
+      const result = await inSpan(
+        "upstream",
+        rootCtx,
+        {
+          "portcullis.connector": tool.connector.name,
+          "portcullis.connector_kind": tool.connector.kind,
+          "portcullis.operation": tool.def.operation,
+        },
+        (span) =>
+          this.invoke(
+            identity,
+            callId,
+            tool,
+            args,
+            { ...options, traceparent: traceparentOf(span) ?? options.traceparent },
+            log,
+          ),
+        SpanKind.CLIENT,
+      ).finally(() =>
+        this.metrics?.upstreamSeconds.observe(labels, (performance.now() - upstreamStarted) / 1000),
+      );
       // 8. Outcome record. 9. Map the result.
       const mapped = this.mapResult(tool, result);
-      await this.recordOutcome(
-        identity,
-        callId,
-        tool,
-        started,
-        mapped.isError === true ? "error" : "ok",
-        log,
-        {
+      const outcome = mapped.isError === true ? "error" : "ok";
+      await inSpan("audit.outcome", rootCtx, {}, () =>
+        this.recordOutcome(identity, callId, tool, started, outcome, log, {
           resultDigest: digest(mapped.structuredContent ?? mapped.content),
           ...(mapped.isError ? { errorCode: "UPSTREAM_ERROR" } : {}),
-        },
+        }),
       );
+      this.metrics?.calls.inc({ ...labels, outcome });
+      root.setAttribute("portcullis.outcome", outcome);
+      if (mapped.isError) root.setStatus({ code: SpanStatusCode.ERROR, message: "UPSTREAM_ERROR" });
       log.info(
         { latencyMs: Math.round(performance.now() - started), isError: mapped.isError === true },
         "call done",
@@ -170,17 +249,23 @@ export class Gateway {
       return mapped;
     } catch (err) {
       const error = toError(err, "INTERNAL");
-      if (error.code !== "AUDIT_UNAVAILABLE") {
+      if (error.code === "AUDIT_UNAVAILABLE") {
+        this.metrics?.refusals.inc({ reason: "audit" });
+      } else {
         await this.recordOutcome(identity, callId, tool, started, "error", log, {
           errorCode: error.code,
           errorClass: error.kind,
         });
+        this.metrics?.calls.inc({ ...labels, outcome: "error" });
       }
+      root.setAttribute("portcullis.outcome", error.code === "AUDIT_UNAVAILABLE" ? "refused" : "error");
+      root.setAttribute("portcullis.error_code", error.code);
+      root.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
       if (error.code === "INTERNAL") log.error({ err: error.cause ?? error }, "call failed");
       else log.info({ code: error.code }, "call failed");
       return errorResult(error, callId);
     } finally {
-      this.finish();
+      this.metrics?.callSeconds.observe(labels, (performance.now() - started) / 1000);
     }
   }
 
@@ -339,6 +424,7 @@ export class Gateway {
     args: Record<string, unknown>,
     log: Logger,
   ): Promise<void> {
+    const t0 = performance.now();
     try {
       await this.audit.append({
         type: "call.intent",
@@ -347,6 +433,7 @@ export class Gateway {
         arguments: args,
         decision: { allowed: true },
       });
+      this.metrics?.auditAppendSeconds.observe({ type: "intent" }, (performance.now() - t0) / 1000);
     } catch (err) {
       log.error({ err }, "audit intent record could not be written: call refused");
       throw new GatewayError(
@@ -406,6 +493,7 @@ export class Gateway {
 
   private finish(): void {
     this.inFlightCount--;
+    this.metrics?.inFlight.dec();
     if (this.inFlightCount === 0 && this.drained) this.drained();
   }
 }

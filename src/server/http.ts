@@ -43,6 +43,8 @@ export interface HttpServerOptions {
   /** Readiness: connectors' and the audit log's health. */
   ready?: () => Promise<{ ready: boolean; detail: Record<string, unknown> }>;
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** When set, /metrics needs a bearer token holding this scope. */
+  metricsScope?: string;
 }
 
 interface Session {
@@ -114,6 +116,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       });
     }
     if (url.pathname === "/metrics" && options.metrics) {
+      if (options.metricsScope !== undefined) requireScope(await authenticate(req), options.metricsScope);
       const m = await options.metrics();
       res.writeHead(200, { "content-type": m.contentType });
       res.end(m.body);
@@ -128,15 +131,18 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     if (route) {
       checkOrigin(req);
       const identity = await authenticate(req);
-      if (!identity.scopes.includes(route.scope)) {
-        throw new HttpError(403, `this endpoint needs the "${route.scope}" scope`, {
-          "www-authenticate": `Bearer error="insufficient_scope", scope="${route.scope}", resource_metadata="${metadataUrl}"`,
-        });
-      }
+      requireScope(identity, route.scope);
       const body = req.method === "GET" || req.method === "HEAD" ? undefined : await readJsonBody(req);
       return route.handler(req, res, { identity, url, body });
     }
     throw new HttpError(404, "not found");
+  }
+
+  function requireScope(identity: Identity, scope: string): void {
+    if (identity.scopes.includes(scope)) return;
+    throw new HttpError(403, `this endpoint needs the "${scope}" scope`, {
+      "www-authenticate": `Bearer error="insufficient_scope", scope="${scope}", resource_metadata="${metadataUrl}"`,
+    });
   }
 
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -12,6 +12,7 @@ import {
 } from "../core/index.js";
 import { Gateway } from "../gateway/gateway.js";
 import { ToolRegistry, type ConnectorSource } from "../gateway/registry.js";
+import { GatewayMetrics } from "../gateway/telemetry.js";
 import { createGovernance } from "./governance.js";
 
 export interface ConnectorStatus {
@@ -27,6 +28,7 @@ export interface ConnectorStatus {
 export interface Runtime {
   loaded: LoadedGatewayConfig;
   gateway: Gateway;
+  metrics: GatewayMetrics;
   connectors: readonly Connector[];
   statuses: readonly ConnectorStatus[];
   policy: CallPolicy;
@@ -119,12 +121,15 @@ export async function startRuntime(loaded: LoadedGatewayConfig, logger: Logger):
     await closeConnectors();
     throw err;
   }
+  const metrics = new GatewayMetrics();
   const gateway = new Gateway({
     registry,
     policy: governance.policy,
     audit: governance.audit,
     limits: loaded.config.limits,
     logger,
+    metrics,
+    traceArguments: loaded.config.observability.traceArguments,
   });
   logger.info(
     { connectors: statuses.map((s) => `${s.name}(${s.kind}):${s.state}`), tools: registry.size },
@@ -134,6 +139,7 @@ export async function startRuntime(loaded: LoadedGatewayConfig, logger: Logger):
   return {
     loaded,
     gateway,
+    metrics,
     connectors,
     statuses,
     policy: governance.policy,

@@ -47,6 +47,7 @@ describe("MCP over Streamable HTTP (real HTTP on port 0)", () => {
       logger: testLogger,
       ...(runtime.localIdentity ? { localIdentity: runtime.localIdentity } : {}),
       ready: () => runtime.readiness(),
+      metrics: () => runtime.metrics.render(),
     });
   });
 
@@ -168,6 +169,32 @@ describe("MCP over Streamable HTTP (real HTTP on port 0)", () => {
     const ready = await fetch(new URL("/readyz", http.url));
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: "ready", connectors: { inv: "up" } });
+  });
+
+  it("counts calls, refusals and latency in /metrics", async () => {
+    const { client } = await connect(http.url);
+    await client.callTool({ name: "inv__get_item", arguments: { sku: "A-1" } });
+    await client.callTool({ name: "inv__get_item", arguments: { sku: "A-1" } });
+    await client.callTool({ name: "inv__set_qty", arguments: { sku: 5 } });
+    await client.callTool({ name: "inv__nope", arguments: {} }).catch(() => undefined);
+    await client.close();
+    const res = await fetch(new URL("/metrics", http.url));
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const value = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? NaN);
+    expect(
+      value(/portcullis_tool_calls_total\{connector="inv",tool="inv__get_item",outcome="ok"\} (\d+)/),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      value(/portcullis_tool_call_refusals_total\{reason="invalid_arguments"\} (\d+)/),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      value(/portcullis_tool_call_refusals_total\{reason="unknown_tool"\} (\d+)/),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      value(/portcullis_upstream_duration_seconds_count\{connector="inv",tool="inv__get_item"\} (\d+)/),
+    ).toBeGreaterThanOrEqual(2);
+    expect(text).toContain("portcullis_tool_calls_in_flight");
   });
 
   it("runs one session's slow call concurrently with another session's calls", async () => {

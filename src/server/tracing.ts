@@ -1,0 +1,48 @@
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import {
+  defaultResource,
+  envDetector,
+  detectResources,
+  resourceFromAttributes,
+} from "@opentelemetry/resources";
+import { BatchSpanProcessor, NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import type { Logger } from "pino";
+import { SERVER_VERSION } from "./mcp-server.js";
+
+/**
+ * OpenTelemetry tracing, configured only by the standard OTEL_* environment variables and off
+ * unless they ask for it: OTEL_TRACES_EXPORTER=otlp, or an OTLP endpoint
+ * (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). OTEL_SDK_DISABLED=true wins.
+ * The console exporter is refused: under stdio it would write spans into the MCP stream.
+ */
+export function startTracing(
+  logger: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): { shutdown(): Promise<void> } | undefined {
+  if (env.OTEL_SDK_DISABLED === "true") return undefined;
+  const exporter = env.OTEL_TRACES_EXPORTER?.trim();
+  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (exporter === "none" || (exporter === undefined && endpoint === undefined)) return undefined;
+  if (exporter !== undefined && exporter !== "otlp") {
+    logger.warn(
+      { exporter },
+      "OTEL_TRACES_EXPORTER: only 'otlp' is supported (console would corrupt stdio); tracing stays off",
+    );
+    return undefined;
+  }
+  const resource = defaultResource()
+    .merge(
+      resourceFromAttributes({
+        "service.name": env.OTEL_SERVICE_NAME ?? "portcullis",
+        "service.version": SERVER_VERSION,
+      }),
+    )
+    .merge(detectResources({ detectors: [envDetector] }));
+  const provider = new NodeTracerProvider({
+    resource,
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+  });
+  provider.register();
+  logger.info({ endpoint }, "OpenTelemetry tracing on (OTLP/HTTP)");
+  return { shutdown: () => provider.shutdown() };
+}
