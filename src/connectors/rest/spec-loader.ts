@@ -1,0 +1,68 @@
+import { isAbsolute, relative, resolve } from "node:path";
+import SwaggerParser from "@apidevtools/swagger-parser";
+import { GatewayError } from "../../core/index.js";
+
+export type SpecDocument = Record<string, unknown>;
+
+export interface LoadedSpec {
+  document: SpecDocument;
+  /** Where the spec came from, as shown in messages (relative path or URL). */
+  shownAs: string;
+  /** Absolute path or URL, for resolving relative server URLs. */
+  location: string;
+  version: "2.0" | "3.0" | "3.1";
+}
+
+const SPEC_FETCH_TIMEOUT_MS = 15_000;
+
+export function isUrl(spec: string): boolean {
+  return /^https?:\/\//i.test(spec);
+}
+
+/**
+ * Parses, dereferences and validates a spec. Cycles stay as object cycles (`circular: true`);
+ * the schema converter bounds them, so a recursive `Node` schema cannot hang the loader.
+ */
+export async function loadSpec(connector: string, spec: string, baseDir: string): Promise<LoadedSpec> {
+  const location = isUrl(spec) ? spec : isAbsolute(spec) ? spec : resolve(baseDir, spec);
+  const shownAs = isUrl(spec) ? spec : displayPath(location);
+  let document: unknown;
+  try {
+    document = await new SwaggerParser().validate(location, {
+      dereference: { circular: true },
+      resolve: { http: { timeout: SPEC_FETCH_TIMEOUT_MS, redirects: 3 } },
+    });
+  } catch (err) {
+    throw new GatewayError(
+      "CONFIG_INVALID",
+      `connector "${connector}" (rest): invalid OpenAPI spec ${shownAs}: ${describeSpecError(err)}`,
+      { cause: err, details: { spec: shownAs } },
+    );
+  }
+  const doc = document as SpecDocument;
+  const version =
+    typeof doc.swagger === "string" ? "2.0" : String(doc.openapi).startsWith("3.1") ? "3.1" : "3.0";
+  return { document: doc, shownAs, location, version };
+}
+
+function displayPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel === "" || rel.startsWith("..") ? file : rel;
+}
+
+/**
+ * swagger-parser reports schema violations as one line per JSON pointer; keep the first few so
+ * the admin sees where the problem is without a wall of text.
+ */
+export function describeSpecError(err: unknown): string {
+  const raw = err instanceof Error ? err.message : String(err);
+  const lines = raw
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  if (lines.length === 0) return "unknown error";
+  const shown = lines.slice(0, 6);
+  const more = lines.length > shown.length ? ` (and ${lines.length - shown.length} more)` : "";
+  const prefix = /ENOENT|no such file/i.test(raw) ? "file not found: " : "";
+  return `${prefix}${shown.join("; ")}${more}`.slice(0, 2000);
+}
