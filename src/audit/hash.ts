@@ -1,0 +1,42 @@
+import { createHash } from "node:crypto";
+
+/** SHA-256 output size; every hash in the log (leaf, node, root, prev) has this length. */
+export const HASH_SIZE = 32;
+
+const LEAF_PREFIX = Buffer.from([0x00]);
+const NODE_PREFIX = Buffer.from([0x01]);
+
+/** Root of the empty tree: SHA-256 of nothing (RFC 6962 §2.1). */
+export const EMPTY_ROOT: Buffer = createHash("sha256").digest();
+
+/** The all-zero hash a first record names as its predecessor. */
+export const GENESIS_PREV = "0".repeat(HASH_SIZE * 2);
+
+export function sha256(data: Uint8Array | string): Buffer {
+  return createHash("sha256").update(data).digest();
+}
+
+/** RFC 6962 leaf hash: SHA-256(0x00 ‖ record bytes). Also the record's hash in the `prev` chain. */
+export function leafHash(record: Uint8Array | string): Buffer {
+  return createHash("sha256").update(LEAF_PREFIX).update(record).digest();
+}
+
+/** RFC 6962 interior node hash: SHA-256(0x01 ‖ left ‖ right). */
+export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
+  return createHash("sha256").update(NODE_PREFIX).update(left).update(right).digest();
+}
+
+export function toBase64(hash: Uint8Array): string {
+  return Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString("base64");
+}
+
+/** Strict base64 (standard alphabet, padded): proofs from untrusted files must not be "repaired". */
+export function fromBase64(text: string): Buffer | undefined {
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) return undefined;
+  return Buffer.from(text, "base64");
+}
+
+export function fromHex(text: string): Buffer | undefined {
+  if (!/^(?:[0-9a-f]{2})*$/.test(text)) return undefined;
+  return Buffer.from(text, "hex");
+}

@@ -1,0 +1,183 @@
+import canonicalize from "canonicalize";
+import type { AuditEvent } from "../core/governance.js";
+import { isPlainObject } from "../core/json.js";
+import { sha256 } from "./hash.js";
+import type { Redactor } from "./redact.js";
+
+/**
+ * Audit records. A record is the RFC 8785 canonical JSON of
+ *   {"event": <event>, "prev": <hex hash of the previous record>, "seq": <n>, "v": 1}
+ * and those exact bytes are stored and hashed. Canonical key order puts the envelope fields after
+ * the event, so a record is composed from the event's canonical text without re-serialising it.
+ */
+
+export const RECORD_VERSION = 1;
+const MAX_DEPTH = 64;
+
+export class RecordError extends Error {
+  override readonly name = "RecordError";
+}
+
+/** The columns kept beside each record so that queries do not parse the log. Verify recomputes them. */
+export interface RecordColumns {
+  readonly time: string;
+  readonly type: string;
+  readonly callId: string | null;
+  readonly subject: string | null;
+  readonly connector: string | null;
+  readonly tool: string | null;
+  readonly outcome: string | null;
+}
+
+export interface PreparedEvent {
+  /** Canonical JSON text of the (normalised, redacted) event. */
+  readonly canonical: string;
+  readonly columns: RecordColumns;
+}
+
+export interface RecordEnvelope {
+  readonly v: number;
+  readonly seq: number;
+  readonly prev: string;
+  readonly event: Record<string, unknown>;
+}
+
+/**
+ * Makes a value plain JSON that survives the round trip exactly: bigint and integers beyond 2^53
+ * become decimal strings (their paths are reported), undefined members are dropped, and what JSON
+ * cannot carry (NaN, Infinity, functions, symbols, cycles) is refused.
+ */
+export function normalizeJson(value: unknown, path: string, converted: string[], depth = 0): unknown {
+  if (depth > MAX_DEPTH) throw new RecordError(`value nests deeper than ${MAX_DEPTH} levels at ${path}`);
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "bigint":
+      converted.push(path);
+      return value.toString();
+    case "number":
+      if (!Number.isFinite(value)) throw new RecordError(`non-finite number at ${path}`);
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+        // Precision is already gone in a double this large: record the exact value it holds, as text.
+        converted.push(path);
+        return BigInt(value).toString();
+      }
+      return value;
+    case "object": {
+      if (value === null) return null;
+      if (value instanceof Date) {
+        if (Number.isNaN(value.getTime())) throw new RecordError(`invalid date at ${path}`);
+        return value.toISOString();
+      }
+      if (Array.isArray(value)) return value.map((v, i) => normalizeJson(v ?? null, `${path}[${i}]`, converted, depth + 1));
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) {
+        if (v === undefined) continue;
+        out[k] = normalizeJson(v, /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`, converted, depth + 1);
+      }
+      return out;
+    }
+    default:
+      throw new RecordError(`a ${typeof value} at ${path} cannot be recorded`);
+  }
+}
+
+function str(v: unknown): string | null {
+  return typeof v === "string" ? v : null;
+}
+
+export function columnsOf(event: Record<string, unknown>): RecordColumns {
+  const identity = isPlainObject(event.identity) ? event.identity : {};
+  const outcome = isPlainObject(event.outcome) ? event.outcome : undefined;
+  const decision = isPlainObject(event.decision) ? event.decision : undefined;
+  return {
+    time: str(event.time) ?? "",
+    type: str(event.type) ?? "",
+    callId: str(event.callId),
+    subject: str(identity.subject),
+    connector: str(event.connector),
+    tool: str(event.tool),
+    outcome: str(outcome?.status) ?? (decision?.allowed === false ? "denied" : null),
+  };
+}
+
+export interface PrepareOptions {
+  readonly redactor: Redactor;
+  readonly maxRecordBytes: number;
+}
+
+/** Validates, normalises and redacts an event; returns its canonical text. Throws RecordError. */
+export function prepareEvent(event: AuditEvent, opts: PrepareOptions): PreparedEvent {
+  if (!isPlainObject(event)) throw new RecordError("audit event must be an object");
+  if (typeof event.type !== "string" || !/^[a-z][a-z0-9._-]{0,63}$/.test(event.type)) {
+    throw new RecordError("audit event type must be a short lowercase name");
+  }
+  const millis = typeof event.time === "string" ? Date.parse(event.time) : NaN;
+  if (Number.isNaN(millis)) throw new RecordError("audit event time must be an ISO-8601 timestamp");
+  const converted: string[] = [];
+  const { identity, arguments: args, ...rest } = event;
+  const body = normalizeJson(rest, "$", converted) as Record<string, unknown>;
+  // Times are stored in one form (UTC, milliseconds) so that time-range queries compare as text.
+  body.time = new Date(millis).toISOString();
+  if (identity !== undefined) {
+    // Only these members: a full Identity also carries claims, which are not the log's to keep.
+    body.identity = normalizeJson(
+      { subject: identity.subject, clientId: identity.clientId, issuer: identity.issuer, scopes: identity.scopes },
+      "$.identity",
+      converted,
+    );
+  }
+  if (args !== undefined) {
+    if (!isPlainObject(args)) throw new RecordError("audit event arguments must be an object");
+    const normalized = normalizeJson(args, "$.arguments", converted) as Record<string, unknown>;
+    const redacted = opts.redactor.active ? opts.redactor.apply(event.connector, event.tool, normalized) : [];
+    body.arguments = normalized;
+    if (redacted.length > 0) body.redacted = redacted.map((p) => `$.arguments${p.slice(1)}`);
+  }
+  if (converted.length > 0) body.numbersAsText = converted;
+  let canonical = canonicalize(body);
+  if (canonical === undefined) throw new RecordError("audit event cannot be serialised");
+  if (Buffer.byteLength(canonical) > opts.maxRecordBytes && body.arguments !== undefined) {
+    // An oversized call is still recorded, with its arguments as a digest, rather than refused.
+    const argsText = canonicalize(body.arguments) ?? "";
+    body.arguments = { $omitted: true, bytes: Buffer.byteLength(argsText), sha256: sha256(argsText).toString("hex") };
+    canonical = canonicalize(body) ?? "";
+  }
+  if (Buffer.byteLength(canonical) > opts.maxRecordBytes) {
+    throw new RecordError(`audit record is larger than maxRecordBytes (${opts.maxRecordBytes})`);
+  }
+  return { canonical, columns: columnsOf(body) };
+}
+
+/** The record text for an event at `seq` chained to `prev`. Equal to canonicalize(envelope). */
+export function composeRecord(eventCanonical: string, prev: string, seq: number): string {
+  return `{"event":${eventCanonical},"prev":"${prev}","seq":${seq},"v":${RECORD_VERSION}}`;
+}
+
+/** Parses stored record bytes and checks they are the canonical form of a well-formed envelope. */
+export function parseRecord(text: string): RecordEnvelope {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new RecordError("record is not valid JSON");
+  }
+  if (!isPlainObject(value)) throw new RecordError("record is not a JSON object");
+  const { v, seq, prev, event } = value;
+  if (v !== RECORD_VERSION) throw new RecordError(`record version ${String(v)} is not supported`);
+  if (!Number.isSafeInteger(seq) || (seq as number) < 0) throw new RecordError("record seq is not an integer");
+  if (typeof prev !== "string" || !/^[0-9a-f]{64}$/.test(prev)) throw new RecordError("record prev is not a hash");
+  if (!isPlainObject(event)) throw new RecordError("record event is not an object");
+  if (Object.keys(value).length !== 4) throw new RecordError("record has unexpected members");
+  return { v, seq: seq as number, prev, event };
+}
+
+/** True when `text` is exactly the RFC 8785 form of what it encodes. */
+export function isCanonical(text: string): boolean {
+  try {
+    return canonicalize(JSON.parse(text)) === text;
+  } catch {
+    return false;
+  }
+}
