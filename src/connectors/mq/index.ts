@@ -1,13 +1,16 @@
-import { z } from "zod";
-import { connectorBaseSchema, GatewayError, type ConnectorFactory } from "../../core/index.js";
+import type { ConnectorFactory } from "../../core/index.js";
+import { mqConfigSchema, type MqConfig } from "./config.js";
+import { createMqConnector } from "./connector.js";
 
-// Placeholder until the mq connector lands: refuses to start rather than pretending to work.
-const configSchema = connectorBaseSchema.extend({ kind: z.literal("mq") }).loose();
-
+/**
+ * `kind: "mq"`: request/reply tools over IBM MQ or AMQP 0-9-1, with correlation, wait budgets,
+ * late replies and reconnects. `ibmmq` is imported only when an ibmmq transport is configured.
+ */
 export const mqFactory = {
   kind: "mq",
-  configSchema,
-  create(config) {
-    return Promise.reject(new GatewayError("CONFIG_INVALID", `connector "${config.name}" (mq): not implemented yet`));
-  },
-} satisfies ConnectorFactory<z.infer<typeof configSchema>>;
+  configSchema: mqConfigSchema,
+  create: (config, deps) => createMqConnector(config, deps),
+} satisfies ConnectorFactory<MqConfig>;
+
+export { mqConfigSchema, type MqConfig } from "./config.js";
+export { createMqConnector, MqConnector, type MqConnectorOverrides } from "./connector.js";
