@@ -81,8 +81,10 @@ function convert(node: RawNode, parentScope: ReadonlyMap<string, string>): XmlEl
   for (const [k, v] of Object.entries(rawAttrs)) {
     if (k === "xmlns" || k.startsWith("xmlns:")) continue;
     const [prefix, local] = splitQName(k);
-    // Unprefixed attributes are in no namespace (they do not take the default namespace).
-    attrs.push({ ns: prefix === "" ? "" : (scope.get(prefix) ?? ""), local, value: String(v) });
+    // Unprefixed attributes are in no namespace (they do not take the default namespace). Some
+    // services (soap's own server among them) write xsi:nil without declaring xsi.
+    const ns = prefix === "" ? "" : (scope.get(prefix) ?? (prefix === "xsi" ? XSI_NS : ""));
+    attrs.push({ ns, local, value: String(v) });
   }
   const [prefix, local] = splitQName(name);
   const children: XmlElement[] = [];

@@ -36,7 +36,13 @@ export async function startSoapServer(opts: SoapTestServerOptions): Promise<Soap
     }
   });
   await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
-  const server = soap.listen(http, { path: opts.path, services: opts.services, xml: readFileSync(opts.wsdlFile, "utf8") });
+  const server = soap.listen(http, {
+    path: opts.path,
+    services: opts.services,
+    xml: readFileSync(opts.wsdlFile, "utf8"),
+    // The base its xsd:include / xsd:import locations resolve against.
+    uri: opts.wsdlFile,
+  });
   server.log = (type: string, data: unknown, req: IncomingMessage | undefined) => {
     if (type === "received" && req) received.push({ headers: req.headers, body: String(data) });
   };
