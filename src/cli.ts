@@ -136,8 +136,10 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
     if (!drained)
       logger.warn({ inFlight: runtime.gateway.inFlight }, "grace period over: abandoning calls in flight");
     await http?.close();
+    logger.debug("http closed");
     await stdio?.close();
     await runtime.close();
+    logger.debug("runtime closed");
     await demo?.close();
     await tracing?.shutdown();
     logger.flush();

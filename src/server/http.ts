@@ -59,8 +59,8 @@ export interface RunningHttpServer {
   url: URL;
   server: HttpServer;
   sessionCount(): number;
-  /** Stops accepting connections and ends every session. */
-  close(): Promise<void>;
+  /** Stops accepting connections, waits (up to graceMs) for responses in progress, ends every session. */
+  close(graceMs?: number): Promise<void>;
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
@@ -88,6 +88,8 @@ class HttpError extends Error {
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
   const { config, logger, gateway } = options;
   const sessions = new Map<string, Session>();
+  let activePosts = 0;
+  let postsDone: (() => void) | undefined;
   let origin = "";
   let allowedHosts = new Set<string>();
   let resourceUrl = "";
@@ -146,6 +148,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   }
 
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === "POST") {
+      // Counted until the response is finished, so shutdown waits for results to be delivered.
+      activePosts++;
+      res.once("close", () => {
+        activePosts--;
+        if (activePosts === 0) postsDone?.();
+      });
+    }
     checkOrigin(req);
     const identity = await authenticate(req);
     const sessionId = req.headers["mcp-session-id"];
@@ -348,11 +358,21 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     url: new URL(`${origin}${config.path}`),
     server,
     sessionCount: () => sessions.size,
-    async close() {
+    async close(graceMs = 5_000) {
       clearInterval(sweeper);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      if (activePosts > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => (postsDone = resolve)),
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+        ]);
+        clearTimeout(timer);
+      }
       for (const id of [...sessions.keys()]) endSession(id, "server shutting down");
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Clients hold keep-alive sockets and standalone SSE streams open; calls have drained by now.
       server.closeAllConnections();
+      await closed;
     },
   };
 }

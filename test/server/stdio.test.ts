@@ -41,7 +41,7 @@ describe("MCP over stdio (real child process)", () => {
       cursor = page.nextCursor;
       pages++;
     } while (cursor);
-    expect(pages).toBe(4);
+    expect(pages).toBe(3);
     expect(names).toEqual([
       "inv__count_000",
       "inv__count_001",
