@@ -376,7 +376,9 @@ export class ApprovalStore {
             `approval ${id} is already ${row.status}; only pending approvals can be decided`,
           );
         }
-        if (row.requester_subject === approver.subject && row.requester_issuer === (approver.issuer ?? "")) {
+        // Subject alone, whatever the issuer: the same name from two identity sources is refused
+        // rather than risk one person approving their own call.
+        if (row.requester_subject === approver.subject) {
           throw new GatewayError(
             "FORBIDDEN",
             `separation of duties: ${approver.subject} requested this call and cannot decide it; another approver must`,

@@ -1,7 +1,6 @@
 import type { Identity } from "../core/index.js";
 import { GatewayError } from "../core/index.js";
-import type { IdentityConfig, JwtConfig, LocalIdentityConfig } from "../config/identity-schema.js";
-import type { Authenticator } from "../core/index.js";
+import type { JwtConfig, LocalIdentityConfig } from "../config/identity-schema.js";
 
 /** Most scope values taken from one token; more is a malformed or hostile token. */
 const MAX_SCOPE_VALUES = 256;
@@ -58,39 +57,4 @@ export function localIdentity(cfg: LocalIdentityConfig): Identity {
     claims: { sub: cfg.subject, ...(cfg.claims ?? {}) },
     source: "local",
   };
-}
-
-/**
- * The identity of the stdio caller: a token from `identity.tokenEnv` (verified like an HTTP
- * token), else `identity.local`. With neither, stdio refuses to start.
- */
-export async function stdioIdentity(
-  cfg: IdentityConfig,
-  authenticator: Authenticator | undefined,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<Identity> {
-  if (cfg.tokenEnv) {
-    const token = env[cfg.tokenEnv];
-    if (token) {
-      if (!authenticator) {
-        throw new GatewayError(
-          "CONFIG_INVALID",
-          `identity.tokenEnv is set but identity.jwt is not: configure how ${cfg.tokenEnv} is verified`,
-        );
-      }
-      return authenticator.verify(token);
-    }
-    if (!cfg.local) {
-      throw new GatewayError(
-        "UNAUTHENTICATED",
-        `environment variable ${cfg.tokenEnv} (identity.tokenEnv) is empty: export a token in it`,
-      );
-    }
-  }
-  if (cfg.local) return localIdentity(cfg.local);
-  throw new GatewayError(
-    "CONFIG_INVALID",
-    'no identity for stdio: set identity.local ({ "subject": "you@example.com", "scopes": ["support-agent"] }) for single-user use, ' +
-      "or identity.tokenEnv (with identity.jwt) to verify a token from the environment",
-  );
 }
