@@ -2,7 +2,10 @@ import { z } from "zod";
 import { connectorBaseSchema } from "../../core/index.js";
 
 const secret = (what: string) =>
-  z.string().min(1).describe(`${what}. Write it as a \${ENV_NAME} reference, never as a literal in a committed file.`);
+  z
+    .string()
+    .min(1)
+    .describe(`${what}. Write it as a \${ENV_NAME} reference, never as a literal in a committed file.`);
 
 const wsSecuritySchema = z
   .object({
@@ -12,9 +15,14 @@ const wsSecuritySchema = z
     passwordType: z
       .enum(["PasswordText", "PasswordDigest"])
       .default("PasswordText")
-      .describe("PasswordDigest sends base64(SHA-1(nonce + created + password)) instead of the password (default: PasswordText)."),
+      .describe(
+        "PasswordDigest sends base64(SHA-1(nonce + created + password)) instead of the password (default: PasswordText).",
+      ),
     timestamp: z.boolean().default(true).describe("Add a wsu:Timestamp (default: true)."),
-    mustUnderstand: z.boolean().default(false).describe("Mark the Security header mustUnderstand (default: false)."),
+    mustUnderstand: z
+      .boolean()
+      .default(false)
+      .describe("Mark the Security header mustUnderstand (default: false)."),
   })
   .strict();
 
@@ -26,15 +34,33 @@ const bearerSchema = z.object({ type: z.literal("bearer"), token: secret("Bearer
 
 const tlsSchema = z
   .object({
-    cert: z.string().min(1).optional().describe("Client certificate (PEM file, relative to the connectors directory)."),
-    key: z.string().min(1).optional().describe("Client private key (PEM file, relative to the connectors directory)."),
+    cert: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Client certificate (PEM file, relative to the connectors directory)."),
+    key: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Client private key (PEM file, relative to the connectors directory)."),
     passphrase: secret("Passphrase of the private key").optional(),
-    ca: z.string().min(1).optional().describe("CA bundle to trust for the endpoint (PEM file); default: the system's."),
+    ca: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("CA bundle to trust for the endpoint (PEM file); default: the system's."),
     rejectUnauthorized: z
       .boolean()
       .default(true)
-      .describe("Verify the endpoint's certificate (default: true). Turning it off is for test systems only."),
-    servername: z.string().min(1).optional().describe("TLS SNI / certificate name to expect, when it differs from the host."),
+      .describe(
+        "Verify the endpoint's certificate (default: true). Turning it off is for test systems only.",
+      ),
+    servername: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("TLS SNI / certificate name to expect, when it differs from the host."),
   })
   .strict()
   .refine((t) => (t.cert === undefined) === (t.key === undefined), {
@@ -49,7 +75,9 @@ const operationSchema = z
     idempotent: z
       .boolean()
       .optional()
-      .describe("Repeating the call has no further effect; enables retries (default: the value of readOnly)."),
+      .describe(
+        "Repeating the call has no further effect; enables retries (default: the value of readOnly).",
+      ),
     destructive: z
       .boolean()
       .optional()
@@ -63,7 +91,9 @@ export const soapConfigSchema = connectorBaseSchema
     wsdl: z
       .string()
       .min(1)
-      .describe("WSDL 1.1 file (relative to the connectors directory) or http(s) URL; its imports are followed."),
+      .describe(
+        "WSDL 1.1 file (relative to the connectors directory) or http(s) URL; its imports are followed.",
+      ),
     endpoint: z
       .url({ protocol: /^https?$/ })
       .optional()
@@ -88,16 +118,26 @@ export const soapConfigSchema = connectorBaseSchema
       .positive()
       .max(1024 * 1024 * 1024)
       .default(10 * 1024 * 1024)
-      .describe("Largest response accepted, in bytes (default: 10 MiB); larger ones are cut off while streaming."),
+      .describe(
+        "Largest response accepted, in bytes (default: 10 MiB); larger ones are cut off while streaming.",
+      ),
     keepAlive: z.boolean().default(true).describe("Reuse connections (default: true)."),
-    maxSockets: z.number().int().positive().max(1024).default(32).describe("Connections per host (default: 32)."),
+    maxSockets: z
+      .number()
+      .int()
+      .positive()
+      .max(1024)
+      .default(32)
+      .describe("Connections per host (default: 32)."),
     retries: z
       .number()
       .int()
       .min(0)
       .max(5)
       .default(2)
-      .describe("Extra attempts for idempotent operations on connection failures and HTTP 502/503/504 (default: 2)."),
+      .describe(
+        "Extra attempts for idempotent operations on connection failures and HTTP 502/503/504 (default: 2).",
+      ),
     retryBackoffMs: z
       .number()
       .int()

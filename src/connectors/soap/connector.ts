@@ -63,9 +63,13 @@ function abortError(signal: AbortSignal, label: string): GatewayError {
   const reason: unknown = signal.reason;
   if (reason instanceof GatewayError) return reason;
   if (reason instanceof Error && reason.name === "TimeoutError") {
-    return new GatewayError("UPSTREAM_TIMEOUT", `${label}: the call's time budget ran out`, { cause: reason });
+    return new GatewayError("UPSTREAM_TIMEOUT", `${label}: the call's time budget ran out`, {
+      cause: reason,
+    });
   }
-  return new GatewayError("UPSTREAM_UNAVAILABLE", `${label}: the call was cancelled before it completed`, { cause: reason });
+  return new GatewayError("UPSTREAM_UNAVAILABLE", `${label}: the call was cancelled before it completed`, {
+    cause: reason,
+  });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -120,7 +124,13 @@ export class SoapConnector implements Connector {
       try {
         const answer = await this.transport.send(op.model, xml, signal, timeout, timeoutMs, ctx.traceparent);
         ctx.logger.debug(
-          { connector: this.name, operation: op.model.name, attempt, status: answer.status, ms: Date.now() - started },
+          {
+            connector: this.name,
+            operation: op.model.name,
+            attempt,
+            status: answer.status,
+            ms: Date.now() - started,
+          },
           "soap call answered",
         );
         return this.interpret(op, answer);
@@ -128,17 +138,27 @@ export class SoapConnector implements Connector {
         if (attempt >= attempts || signal.aborted || !this.retryable(err)) throw err;
         const delay = this.config.retryBackoffMs * 2 ** (attempt - 1) * (0.5 + Math.random());
         ctx.logger.warn(
-          { connector: this.name, operation: op.model.name, attempt, code: (err as GatewayError).code, delayMs: Math.round(delay) },
+          {
+            connector: this.name,
+            operation: op.model.name,
+            attempt,
+            code: (err as GatewayError).code,
+            delayMs: Math.round(delay),
+          },
           "soap call failed; retrying (operation is idempotent)",
         );
         await sleep(delay, signal);
-        if (signal.aborted) throw timeout.aborted ? this.timeoutError(timeoutMs) : abortError(ctx.signal, this.label);
+        if (signal.aborted)
+          throw timeout.aborted ? this.timeoutError(timeoutMs) : abortError(ctx.signal, this.label);
       }
     }
   }
 
   private timeoutError(timeoutMs: number): GatewayError {
-    return new GatewayError("UPSTREAM_TIMEOUT", `${this.label}: no answer within ${timeoutMs} ms (retries included)`);
+    return new GatewayError(
+      "UPSTREAM_TIMEOUT",
+      `${this.label}: no answer within ${timeoutMs} ms (retries included)`,
+    );
   }
 
   private retryable(err: unknown): boolean {
@@ -146,7 +166,12 @@ export class SoapConnector implements Connector {
     const code = err.details?.code;
     const status = err.details?.httpStatus;
     if (err.code === "UPSTREAM_UNAVAILABLE") return typeof code === "string" && RETRYABLE_CODES.has(code);
-    return err.code === "UPSTREAM_ERROR" && typeof status === "number" && RETRYABLE_STATUS.has(status) && !err.details?.fault;
+    return (
+      err.code === "UPSTREAM_ERROR" &&
+      typeof status === "number" &&
+      RETRYABLE_STATUS.has(status) &&
+      !err.details?.fault
+    );
   }
 
   private httpError(op: SoapOperation, answer: HttpAnswer): GatewayError {
@@ -171,12 +196,20 @@ export class SoapConnector implements Connector {
     } catch (err) {
       if (answer.status >= 400) throw this.httpError(op, answer);
       if (err instanceof XmlSyntaxError) {
-        throw new GatewayError("UPSTREAM_BAD_RESPONSE", `${what}: the endpoint answered malformed XML: ${err.message}`, { cause: err });
+        throw new GatewayError(
+          "UPSTREAM_BAD_RESPONSE",
+          `${what}: the endpoint answered malformed XML: ${err.message}`,
+          { cause: err },
+        );
       }
       if (err instanceof NotSoapError) {
-        throw new GatewayError("UPSTREAM_BAD_RESPONSE", `${what}: the endpoint answered XML that is not a SOAP message (${err.message})`, {
-          cause: err,
-        });
+        throw new GatewayError(
+          "UPSTREAM_BAD_RESPONSE",
+          `${what}: the endpoint answered XML that is not a SOAP message (${err.message})`,
+          {
+            cause: err,
+          },
+        );
       }
       throw err;
     }

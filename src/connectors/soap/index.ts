@@ -34,7 +34,8 @@ async function create(config: SoapConfig, deps: ConnectorDeps): Promise<SoapConn
     const include = config.include ? new Set(config.include) : undefined;
     const exclude = new Set(config.exclude ?? []);
     const chosen = operations.filter((o) => (include ? include.has(o.name) : true) && !exclude.has(o.name));
-    for (const s of skipped) logger.warn({ operation: s.name, reason: s.reason }, "soap operation not offered as a tool");
+    for (const s of skipped)
+      logger.warn({ operation: s.name, reason: s.reason }, "soap operation not offered as a tool");
     const built = chosen.map((o) => buildOperation(config.name, config, o));
     const byName = new Map<string, string>();
     for (const b of built) {
@@ -50,18 +51,26 @@ async function create(config: SoapConfig, deps: ConnectorDeps): Promise<SoapConn
     try {
       await transport.warm(chosen.map((o) => o.version));
     } catch (err) {
-      throw new GatewayError("CONFIG_INVALID", `${label}: the soap library cannot use the WSDL: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new GatewayError(
+        "CONFIG_INVALID",
+        `${label}: the soap library cannot use the WSDL: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
     logger.info({ tools: built.length, skipped: skipped.length }, "soap connector ready");
     return new SoapConnector(config, built, transport, logger);
   } catch (err) {
     transport.close();
     if (err instanceof WsdlError) {
-      throw new GatewayError(err.unavailable ? "UPSTREAM_UNAVAILABLE" : "CONFIG_INVALID", `${label}: WSDL ${config.wsdl}: ${err.message}`, {
-        cause: err,
-      });
+      throw new GatewayError(
+        err.unavailable ? "UPSTREAM_UNAVAILABLE" : "CONFIG_INVALID",
+        `${label}: WSDL ${config.wsdl}: ${err.message}`,
+        {
+          cause: err,
+        },
+      );
     }
     throw err;
   }

@@ -96,17 +96,23 @@ function withNull(schema: JsonSchema): JsonSchema {
 
 /** Typed `default` / `const` from the schema's lexical value; undefined if it does not parse. */
 function typedValue(shape: Shape, lexical: string): unknown {
-  if (shape.kind !== "simple" || shape.list) return shape.kind === "simple" ? undefined : undefined;
+  if (shape.kind !== "simple" || shape.list) return undefined;
   switch (shape.primitive) {
     case "boolean":
-      return lexical === "true" || lexical === "1" ? true : lexical === "false" || lexical === "0" ? false : undefined;
+      return lexical === "true" || lexical === "1"
+        ? true
+        : lexical === "false" || lexical === "0"
+          ? false
+          : undefined;
     case "int":
     case "float": {
       const n = Number(lexical);
       return lexical.trim() !== "" && Number.isFinite(n) ? n : undefined;
     }
     case "bigint":
-      return /^[+-]?\d+$/.test(lexical) && BigInt(lexical) <= MAX_SAFE && BigInt(lexical) >= -MAX_SAFE ? Number(lexical) : lexical;
+      return /^[+-]?\d+$/.test(lexical) && BigInt(lexical) <= MAX_SAFE && BigInt(lexical) >= -MAX_SAFE
+        ? Number(lexical)
+        : lexical;
     default:
       return lexical;
   }

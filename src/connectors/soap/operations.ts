@@ -53,9 +53,12 @@ export function selectOperations(wsdl: Wsdl, sel: Selection): SelectedOperations
   const ports = services.flatMap((s) => s.ports.map((p) => ({ service: s, port: p })));
   const chosen = sel.port ? ports.filter((p) => p.port.name === sel.port) : ports;
   if (sel.port && chosen.length === 0) {
-    throw new WsdlError(`port "${sel.port}" is not in the WSDL (it has: ${ports.map((p) => p.port.name).join(", ") || "none"})`);
+    throw new WsdlError(
+      `port "${sel.port}" is not in the WSDL (it has: ${ports.map((p) => p.port.name).join(", ") || "none"})`,
+    );
   }
-  if (chosen.length === 0) throw new WsdlError("the WSDL has no SOAP port (no service/port with a soap:address)");
+  if (chosen.length === 0)
+    throw new WsdlError("the WSDL has no SOAP port (no service/port with a soap:address)");
   const ordered = [
     ...chosen.filter((p) => p.port.version === sel.soapVersion),
     ...chosen.filter((p) => p.port.version !== sel.soapVersion),
@@ -66,16 +69,26 @@ export function selectOperations(wsdl: Wsdl, sel: Selection): SelectedOperations
   const skipped: { name: string; reason: string }[] = [];
   for (const { service, port } of ordered) {
     const binding = wsdl.bindings.get(qnameKey(port.binding));
-    if (!binding) throw new WsdlError(`port "${port.name}" names binding ${port.binding.local}, which is not defined`);
+    if (!binding)
+      throw new WsdlError(`port "${port.name}" names binding ${port.binding.local}, which is not defined`);
     const portType = wsdl.portTypes.get(qnameKey(binding.portType));
-    if (!portType) throw new WsdlError(`binding "${binding.name.local}" names portType ${binding.portType.local}, which is not defined`);
+    if (!portType)
+      throw new WsdlError(
+        `binding "${binding.name.local}" names portType ${binding.portType.local}, which is not defined`,
+      );
     for (const bop of binding.operations) {
       if (seen.has(bop.name)) continue;
       seen.add(bop.name);
       const pop = portType.find((o) => o.name === bop.name);
-      if (!pop) throw new WsdlError(`operation "${bop.name}" of binding "${binding.name.local}" is not in its portType`);
+      if (!pop)
+        throw new WsdlError(
+          `operation "${bop.name}" of binding "${binding.name.local}" is not in its portType`,
+        );
       if (bop.encoded) {
-        skipped.push({ name: bop.name, reason: "SOAP encoding (use=\"encoded\") is not supported; only literal" });
+        skipped.push({
+          name: bop.name,
+          reason: 'SOAP encoding (use="encoded") is not supported; only literal',
+        });
         continue;
       }
       if (!pop.input) {
@@ -100,7 +113,13 @@ export function selectOperations(wsdl: Wsdl, sel: Selection): SelectedOperations
   return { operations, skipped };
 }
 
-function messageModel(wsdl: Wsdl, builder: ShapeBuilder, name: QName, rpc: boolean, what: string): MessageModel {
+function messageModel(
+  wsdl: Wsdl,
+  builder: ShapeBuilder,
+  name: QName,
+  rpc: boolean,
+  what: string,
+): MessageModel {
   const parts = wsdl.messages.get(qnameKey(name));
   if (!parts) throw new WsdlError(`${what}: message ${name.local} is not defined`);
   const roots = parts.map((p): Field => {

@@ -36,7 +36,12 @@ export function parseEnvelope(text: string): ParsedResponse {
   const body = env.children.find((c) => c.ns === env.ns && c.local === "Body");
   if (!body) throw new NotSoapError("the SOAP Envelope has no Body");
   const fault = body.children.find((c) => c.ns === env.ns && c.local === "Fault");
-  if (fault) return { kind: "fault", fault: version === "1.2" ? fault12(fault) : fault11(fault) };
+  if (fault) {
+    // Some services (soap's own server on authentication failures) put 1.2-style Code/Reason in a 1.1 envelope.
+    const style12 =
+      version === "1.2" || (child(fault, "faultcode") === undefined && child(fault, "Code") !== undefined);
+    return { kind: "fault", fault: style12 ? { ...fault12(fault), version } : fault11(fault) };
+  }
   return { kind: "body", body, version };
 }
 
@@ -81,7 +86,9 @@ function fault12(f: XmlElement): SoapFault {
   const sub = child(code, "Subcode");
   const reason = child(f, "Reason");
   const texts = reason?.children.filter((c) => c.local === "Text") ?? [];
-  const preferred = texts.find((t) => (attr(t, "lang", "http://www.w3.org/XML/1998/namespace") ?? "").startsWith("en")) ?? texts[0];
+  const preferred =
+    texts.find((t) => (attr(t, "lang", "http://www.w3.org/XML/1998/namespace") ?? "").startsWith("en")) ??
+    texts[0];
   const detail = detailOf(child(f, "Detail"));
   const subcode = sub ? localOf(textOf(child(sub, "Value"))) : "";
   return {
@@ -117,7 +124,11 @@ export function bodyToResult(body: XmlElement, model: MessageModel | undefined):
   return convertChildren(container, model.roots, []);
 }
 
-function convertChildren(children: readonly XmlElement[], fields: readonly Field[], attrsOut: [string, unknown][]): Record<string, unknown> {
+function convertChildren(
+  children: readonly XmlElement[],
+  fields: readonly Field[],
+  attrsOut: [string, unknown][],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of attrsOut) setProp(out, k, v);
   const byName = new Map(fields.map((f) => [f.xmlName, f]));

@@ -17,7 +17,12 @@ export interface HttpAnswer {
 }
 
 type SoapCallback = (err: unknown, result: unknown, rawResponse: unknown) => void;
-type SoapMethod = (args: unknown, cb: SoapCallback, options: Record<string, unknown>, headers: Record<string, string>) => void;
+type SoapMethod = (
+  args: unknown,
+  cb: SoapCallback,
+  options: Record<string, unknown>,
+  headers: Record<string, string>,
+) => void;
 
 const NETWORK_CODES = new Set([
   "ECONNREFUSED",
@@ -87,9 +92,13 @@ export class SoapTransport {
         });
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? "unreadable";
-        throw new GatewayError("CONFIG_INVALID", `${label}: cannot read a tls file (cert, key or ca): ${code}`, {
-          cause: err,
-        });
+        throw new GatewayError(
+          "CONFIG_INVALID",
+          `${label}: cannot read a tls file (cert, key or ca): ${code}`,
+          {
+            cause: err,
+          },
+        );
       }
     }
   }
@@ -118,7 +127,8 @@ export class SoapTransport {
                 mustUnderstand: sec.mustUnderstand,
               }),
             );
-          } else if (sec?.type === "basic") client.setSecurity(new soap.BasicAuthSecurity(sec.username, sec.password));
+          } else if (sec?.type === "basic")
+            client.setSecurity(new soap.BasicAuthSecurity(sec.username, sec.password));
           else if (sec?.type === "bearer") client.setSecurity(new soap.BearerSecurity(sec.token));
           return client;
         });
@@ -138,14 +148,30 @@ export class SoapTransport {
    * Sends one request. Resolves with whatever HTTP answer came back (any status); rejects with
    * a GatewayError when none did (unreachable, timeout, cancelled, too large).
    */
-  async send(op: OperationModel, bodyXml: string, signal: AbortSignal, timeout: AbortSignal, timeoutMs: number, traceparent: string | undefined): Promise<HttpAnswer> {
+  async send(
+    op: OperationModel,
+    bodyXml: string,
+    signal: AbortSignal,
+    timeout: AbortSignal,
+    timeoutMs: number,
+    traceparent: string | undefined,
+  ): Promise<HttpAnswer> {
     const client = await this.client(op.version).catch((err: unknown) => {
-      throw new GatewayError("UPSTREAM_UNAVAILABLE", `${this.label}: cannot load the WSDL for the soap client`, { cause: err });
+      throw new GatewayError(
+        "UPSTREAM_UNAVAILABLE",
+        `${this.label}: cannot load the WSDL for the soap client`,
+        { cause: err },
+      );
     });
-    const service = (client as unknown as Record<string, Record<string, Record<string, SoapMethod>>>)[op.service];
+    const service = (client as unknown as Record<string, Record<string, Record<string, SoapMethod>>>)[
+      op.service
+    ];
     const method = service?.[op.port]?.[op.name];
     if (typeof method !== "function") {
-      throw new GatewayError("INTERNAL", `${this.label}: operation ${op.name} is missing from the soap client`);
+      throw new GatewayError(
+        "INTERNAL",
+        `${this.label}: operation ${op.name} is missing from the soap client`,
+      );
     }
     const options: Record<string, unknown> = {
       signal,
@@ -160,10 +186,18 @@ export class SoapTransport {
       method(
         { _xml: bodyXml },
         (err, _result, rawResponse) => {
-          const e = err as { response?: { status?: number; statusText?: string }; body?: unknown; code?: string } | null;
+          const e = err as {
+            response?: { status?: number; statusText?: string };
+            body?: unknown;
+            code?: string;
+          } | null;
           if (!e) {
             // soap hands the raw body back on success; on an empty answer it may hand back less.
-            resolve({ status: 200, statusText: "OK", body: typeof rawResponse === "string" ? rawResponse : "" });
+            resolve({
+              status: 200,
+              statusText: "OK",
+              body: typeof rawResponse === "string" ? rawResponse : "",
+            });
             return;
           }
           if (e.response?.status !== undefined && typeof e.body === "string") {
@@ -178,14 +212,28 @@ export class SoapTransport {
     });
   }
 
-  private transportError(err: unknown, endpoint: string, signal: AbortSignal, timeout: AbortSignal, timeoutMs: number): GatewayError {
+  private transportError(
+    err: unknown,
+    endpoint: string,
+    signal: AbortSignal,
+    timeout: AbortSignal,
+    timeoutMs: number,
+  ): GatewayError {
     const e = err as { code?: string; message?: string; cause?: { code?: string } };
     const code = e.code ?? e.cause?.code;
     if (timeout.aborted || code === "ECONNABORTED") {
-      return new GatewayError("UPSTREAM_TIMEOUT", `${this.label}: ${endpoint} did not answer within ${timeoutMs} ms`, { cause: err });
+      return new GatewayError(
+        "UPSTREAM_TIMEOUT",
+        `${this.label}: ${endpoint} did not answer within ${timeoutMs} ms`,
+        { cause: err },
+      );
     }
     if (signal.aborted) {
-      return new GatewayError("UPSTREAM_UNAVAILABLE", `${this.label}: the call to ${endpoint} was cancelled`, { cause: err });
+      return new GatewayError(
+        "UPSTREAM_UNAVAILABLE",
+        `${this.label}: the call to ${endpoint} was cancelled`,
+        { cause: err },
+      );
     }
     if (typeof e.message === "string" && /maxContentLength/.test(e.message)) {
       return new GatewayError(
@@ -195,9 +243,16 @@ export class SoapTransport {
       );
     }
     if (code && NETWORK_CODES.has(code)) {
-      return new GatewayError("UPSTREAM_UNAVAILABLE", `${this.label}: cannot reach ${endpoint} (${code})`, { cause: err, details: { code } });
+      return new GatewayError("UPSTREAM_UNAVAILABLE", `${this.label}: cannot reach ${endpoint} (${code})`, {
+        cause: err,
+        details: { code },
+      });
     }
-    return new GatewayError("UPSTREAM_UNAVAILABLE", `${this.label}: request to ${endpoint} failed${code ? ` (${code})` : ""}`, { cause: err });
+    return new GatewayError(
+      "UPSTREAM_UNAVAILABLE",
+      `${this.label}: request to ${endpoint} failed${code ? ` (${code})` : ""}`,
+      { cause: err },
+    );
   }
 
   /** Can a TCP connection to each endpoint be opened? (No request is sent: calls may not be free.) */

@@ -133,9 +133,12 @@ export async function loadWsdl(ref: string, baseDir: string, http: AxiosInstance
   const loader = new Loader(http);
   const root = resolveLocation(ref, { kind: "dir", path: baseDir });
   const rootEl = await loader.read(root);
-  if (rootEl.ns === WSDL2_NS) throw new WsdlError(`${showLocation(root)} is WSDL 2.0, which is not supported (WSDL 1.1 only)`);
+  if (rootEl.ns === WSDL2_NS)
+    throw new WsdlError(`${showLocation(root)} is WSDL 2.0, which is not supported (WSDL 1.1 only)`);
   if (rootEl.ns !== WSDL_NS || rootEl.local !== "definitions") {
-    throw new WsdlError(`${showLocation(root)} is not a WSDL 1.1 document (root element is <${rootEl.local}>)`);
+    throw new WsdlError(
+      `${showLocation(root)} is not a WSDL 1.1 document (root element is <${rootEl.local}>)`,
+    );
   }
   await loader.definitions(rootEl, root);
   return {
@@ -200,13 +203,23 @@ class Loader {
       }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === "ENOENT" ? "file not found" : err instanceof WsdlError ? err.message : (code ?? "cannot read");
-      throw new WsdlError(`cannot load ${showLocation(loc)}: ${why}`, { cause: err, unavailable: loc.kind === "url" });
+      const why =
+        code === "ENOENT"
+          ? "file not found"
+          : err instanceof WsdlError
+            ? err.message
+            : (code ?? "cannot read");
+      throw new WsdlError(`cannot load ${showLocation(loc)}: ${why}`, {
+        cause: err,
+        unavailable: loc.kind === "url",
+      });
     }
     try {
       return parseXml(text.replace(/^\uFEFF/, ""));
     } catch (err) {
-      throw new WsdlError(`${showLocation(loc)} is not well-formed XML: ${(err as Error).message}`, { cause: err });
+      throw new WsdlError(`${showLocation(loc)} is not well-formed XML: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
 
@@ -263,7 +276,9 @@ class Loader {
     for (const s of childrenNamed(defs, WSDL_NS, "service")) {
       const ports: ServicePort[] = [];
       for (const p of childrenNamed(s, WSDL_NS, "port")) {
-        const address = p.children.find((c) => c.local === "address" && (c.ns === WSDL_SOAP11_NS || c.ns === WSDL_SOAP12_NS));
+        const address = p.children.find(
+          (c) => c.local === "address" && (c.ns === WSDL_SOAP11_NS || c.ns === WSDL_SOAP12_NS),
+        );
         const bindingRef = attr(p, "binding");
         if (!address || !bindingRef) continue; // HTTP GET/POST bindings are not SOAP
         ports.push({
@@ -337,7 +352,9 @@ function locKey(loc: Location): string {
 }
 
 function parseBinding(b: XmlElement, tns: string): Binding | undefined {
-  const soapBinding = b.children.find((c) => c.local === "binding" && (c.ns === WSDL_SOAP11_NS || c.ns === WSDL_SOAP12_NS));
+  const soapBinding = b.children.find(
+    (c) => c.local === "binding" && (c.ns === WSDL_SOAP11_NS || c.ns === WSDL_SOAP12_NS),
+  );
   const type = attr(b, "type");
   if (!soapBinding || !type) return undefined;
   const soapNs = soapBinding.ns;
@@ -346,7 +363,8 @@ function parseBinding(b: XmlElement, tns: string): Binding | undefined {
     const soapOp = firstChild(op, soapNs, "operation");
     const input = firstChild(op, WSDL_NS, "input");
     const body = input && firstChild(input, soapNs, "body");
-    const style = soapOp && attr(soapOp, "style") ? (attr(soapOp, "style") === "rpc" ? "rpc" : "document") : defaultStyle;
+    const style =
+      soapOp && attr(soapOp, "style") ? (attr(soapOp, "style") === "rpc" ? "rpc" : "document") : defaultStyle;
     const namespace = body && attr(body, "namespace");
     return {
       name: attr(op, "name") ?? "",

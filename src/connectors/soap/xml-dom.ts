@@ -48,9 +48,11 @@ type RawNode = Record<string, unknown>;
  * responses and WSDLs alike.
  */
 export function parseXml(text: string): XmlElement {
-  if (/<!DOCTYPE/i.test(text)) throw new XmlSyntaxError("document type declarations (DOCTYPE) are not allowed");
+  if (/<!DOCTYPE/i.test(text))
+    throw new XmlSyntaxError("document type declarations (DOCTYPE) are not allowed");
   const valid = XMLValidator.validate(text, { allowBooleanAttributes: false });
-  if (valid !== true) throw new XmlSyntaxError(`${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`);
+  if (valid !== true)
+    throw new XmlSyntaxError(`${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`);
   const nodes = parser.parse(text) as RawNode[];
   const rootScope = new Map<string, string>([["xml", XML_NS]]);
   const roots = nodes.filter((n) => elementName(n) !== undefined);
@@ -117,7 +119,8 @@ export interface QName {
 export function resolveQName(el: XmlElement, value: string): QName {
   const [prefix, local] = splitQName(value.trim());
   const ns = el.scope.get(prefix);
-  if (ns === undefined && prefix !== "") throw new XmlSyntaxError(`undeclared namespace prefix "${prefix}" in "${value}"`);
+  if (ns === undefined && prefix !== "")
+    throw new XmlSyntaxError(`undeclared namespace prefix "${prefix}" in "${value}"`);
   return { ns: ns ?? "", local };
 }
 
@@ -130,9 +133,14 @@ export function escapeXmlText(value: string): string {
 }
 
 export function escapeXmlAttr(value: string): string {
-  return escapeXmlText(value).replace(/"/g, "&quot;").replace(/\r/g, "&#13;").replace(/\n/g, "&#10;").replace(/\t/g, "&#9;");
+  return escapeXmlText(value)
+    .replace(/"/g, "&quot;")
+    .replace(/\r/g, "&#13;")
+    .replace(/\n/g, "&#10;")
+    .replace(/\t/g, "&#9;");
 }
 
 /** Characters XML 1.0 cannot carry at all (not even escaped). */
 // eslint-disable-next-line no-control-regex
-export const INVALID_XML_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+export const INVALID_XML_CHARS =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

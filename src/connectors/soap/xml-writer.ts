@@ -87,17 +87,25 @@ export class MessageWriter {
     const shape = f.shape;
     if (shape.kind === "simple") return `<${name}${decl}>${simpleText(shape, value, path)}</${name}>`;
     if (shape.kind === "cut") {
-      if (!isPlainObject(value) || Object.keys(value).length > 0) throw invalid(path, "must be {} (not expanded)");
+      if (!isPlainObject(value) || Object.keys(value).length > 0)
+        throw invalid(path, "must be {} (not expanded)");
       return `<${name}${decl}/>`;
     }
     if (!isPlainObject(value)) throw invalid(path, "must be an object");
     return this.complex(name, decl, shape, value, path);
   }
 
-  private complex(name: string, decl: string, shape: ComplexShape, value: Record<string, unknown>, path: string): string {
+  private complex(
+    name: string,
+    decl: string,
+    shape: ComplexShape,
+    value: Record<string, unknown>,
+    path: string,
+  ): string {
     const known = new Set<string>([...shape.fields.map((f) => f.prop), ...shape.attrs.map((a) => a.prop)]);
     if (shape.text) known.add(shape.text.prop);
-    for (const key of Object.keys(value)) if (!known.has(key)) throw invalid(join(path, key), "unknown property");
+    for (const key of Object.keys(value))
+      if (!known.has(key)) throw invalid(join(path, key), "unknown property");
     let attrs = "";
     for (const a of shape.attrs) {
       const v = value[a.prop];
@@ -141,7 +149,8 @@ export function lexical(shape: SimpleShape, value: unknown, path: string): strin
     case "bigint": {
       let n: bigint;
       if (typeof value === "number") {
-        if (!Number.isSafeInteger(value)) throw invalid(path, "must be an integer within ±2^53 (send larger values as a string)");
+        if (!Number.isSafeInteger(value))
+          throw invalid(path, "must be an integer within ±2^53 (send larger values as a string)");
         n = BigInt(value);
       } else if (typeof value === "string" && /^[+-]?[0-9]+$/.test(value) && shape.primitive === "bigint") {
         n = BigInt(value);
@@ -158,14 +167,16 @@ export function lexical(shape: SimpleShape, value: unknown, path: string): strin
       else throw invalid(path, "must be a finite number");
       break;
     case "decimal":
-      if (typeof value !== "string" || !DECIMAL.test(value)) throw invalid(path, "must be a decimal number written as a string");
+      if (typeof value !== "string" || !DECIMAL.test(value))
+        throw invalid(path, "must be a decimal number written as a string");
       text = value;
       break;
     default:
       if (typeof value !== "string") throw invalid(path, "must be a string");
       text = value;
   }
-  if (shape.enum && !shape.enum.includes(text)) throw invalid(path, `must be one of ${shape.enum.join(", ")}`);
+  if (shape.enum && !shape.enum.includes(text))
+    throw invalid(path, `must be one of ${shape.enum.join(", ")}`);
   if (INVALID_XML_CHARS.test(text)) throw invalid(path, "contains characters XML cannot carry");
   return text;
 }

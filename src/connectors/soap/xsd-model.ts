@@ -1,5 +1,14 @@
 import { WsdlError, collectText, type SchemaComponent, type SchemaRegistry } from "./wsdl-loader.js";
-import { XSD_NS, attr, childrenNamed, firstChild, qnameKey, resolveQName, type QName, type XmlElement } from "./xml-dom.js";
+import {
+  XSD_NS,
+  attr,
+  childrenNamed,
+  firstChild,
+  qnameKey,
+  resolveQName,
+  type QName,
+  type XmlElement,
+} from "./xml-dom.js";
 
 /**
  * The intermediate model every other part of the connector works from: the JSON Schema shown to
@@ -200,7 +209,10 @@ export class ShapeBuilder {
 
   private lookup(map: Map<string, SchemaComponent>, name: QName, what: string): SchemaComponent {
     const comp = map.get(qnameKey(name));
-    if (!comp) throw new WsdlError(`${what} ${name.local} (namespace "${name.ns}") is not defined in the WSDL's schemas`);
+    if (!comp)
+      throw new WsdlError(
+        `${what} ${name.local} (namespace "${name.ns}") is not defined in the WSDL's schemas`,
+      );
     return comp;
   }
 
@@ -222,7 +234,8 @@ export class ShapeBuilder {
       const name = this.ref(comp, el, refAttr);
       const target = this.lookup(ctx.schemas.elements, name, "element");
       const key = `e:${qnameKey(name)}`;
-      if (this.tooDeep(key, ctx)) return this.cutField(name.local, name.local, target.targetNamespace, min, max);
+      if (this.tooDeep(key, ctx))
+        return this.cutField(name.local, name.local, target.targetNamespace, min, max);
       ctx.stack.push(key);
       try {
         const inner = this.elementField(target.el, target, min, max, ctx, true);
@@ -237,7 +250,8 @@ export class ShapeBuilder {
     const form = attr(el, "form");
     const qualified = global || (form ? form === "qualified" : comp.elementQualified);
     const ns = qualified ? comp.targetNamespace : "";
-    if (++ctx.fields > MAX_FIELDS || ctx.stack.length >= MAX_DEPTH) return this.cutField(xmlName, xmlName, ns, min, max);
+    if (++ctx.fields > MAX_FIELDS || ctx.stack.length >= MAX_DEPTH)
+      return this.cutField(xmlName, xmlName, ns, min, max);
     const typeAttr = attr(el, "type");
     let shape: Shape;
     if (typeAttr) shape = this.typeRef(this.ref(comp, el, typeAttr), ctx);
@@ -323,7 +337,12 @@ export class ShapeBuilder {
       ];
       // A union of enumerations is one enumeration; anything else is only known to be text.
       if (members.length > 0 && members.every((m) => m.enum !== undefined && !m.list)) {
-        return withDoc({ kind: "simple", primitive: "string", builtin: "string", enum: [...new Set(members.flatMap((m) => m.enum!))] });
+        return withDoc({
+          kind: "simple",
+          primitive: "string",
+          builtin: "string",
+          enum: [...new Set(members.flatMap((m) => m.enum!))],
+        });
       }
       return withDoc(builtin("string"));
     }
@@ -349,7 +368,8 @@ export class ShapeBuilder {
     const simpleContent = firstChild(el, XSD_NS, "simpleContent");
     const complexContent = firstChild(el, XSD_NS, "complexContent");
     if (simpleContent) {
-      const derivation = firstChild(simpleContent, XSD_NS, "extension") ?? firstChild(simpleContent, XSD_NS, "restriction");
+      const derivation =
+        firstChild(simpleContent, XSD_NS, "extension") ?? firstChild(simpleContent, XSD_NS, "restriction");
       if (derivation) {
         const baseAttr = attr(derivation, "base");
         if (baseAttr) {
@@ -394,7 +414,14 @@ export class ShapeBuilder {
     return nameProperties(fields, dedupeAttrs(attrs), text, doc);
   }
 
-  private particles(parent: XmlElement, comp: SchemaComponent, min: number, max: number, ctx: Ctx, out: Field[]): void {
+  private particles(
+    parent: XmlElement,
+    comp: SchemaComponent,
+    min: number,
+    max: number,
+    ctx: Ctx,
+    out: Field[],
+  ): void {
     for (const child of parent.children) {
       if (child.ns !== XSD_NS) continue;
       const cMin = occurs(attr(child, "minOccurs"), 1);
@@ -456,7 +483,7 @@ export class ShapeBuilder {
     const refAttr = attr(el, "ref");
     let decl = el;
     let declComp = comp;
-    let ns = "";
+    let ns: string;
     if (refAttr) {
       const name = this.ref(comp, el, refAttr);
       if (name.ns === "http://www.w3.org/XML/1998/namespace") return undefined; // xml:lang and friends
@@ -577,7 +604,12 @@ function dedupeAttrs(attrs: AttrField[]): AttrField[] {
  * whose name is taken by an element or the text becomes `@name`; any remaining clash gets a
  * numeric suffix. Deterministic, so a tool's schema is stable across restarts.
  */
-function nameProperties(fields: Field[], attrs: AttrField[], text: SimpleShape | undefined, doc: string | undefined): ComplexShape {
+function nameProperties(
+  fields: Field[],
+  attrs: AttrField[],
+  text: SimpleShape | undefined,
+  doc: string | undefined,
+): ComplexShape {
   const used = new Set<string>();
   const unique = (wanted: string): string => {
     let name = wanted;
@@ -587,7 +619,10 @@ function nameProperties(fields: Field[], attrs: AttrField[], text: SimpleShape |
   };
   const textProp = text ? unique("value") : undefined;
   const namedFields = fields.map((f) => ({ ...f, prop: unique(f.xmlName) }));
-  const namedAttrs = attrs.map((a) => ({ ...a, prop: unique(used.has(a.xmlName) ? `@${a.xmlName}` : a.xmlName) }));
+  const namedAttrs = attrs.map((a) => ({
+    ...a,
+    prop: unique(used.has(a.xmlName) ? `@${a.xmlName}` : a.xmlName),
+  }));
   return {
     kind: "complex",
     fields: namedFields,

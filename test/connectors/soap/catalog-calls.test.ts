@@ -54,7 +54,10 @@ function catalogServices() {
             };
           }
           if (args.query === "one") return { product: [{ ...product, tags: ["single"] }], total: "1" };
-          return { product: [product, { ...product, attributes: { id: "2" }, sku: "B-2", tags: [] }], total: "18446744073709551615" };
+          return {
+            product: [product, { ...product, attributes: { id: "2" }, sku: "B-2", tags: [] }],
+            total: "18446744073709551615",
+          };
         },
         CreateOrder: () => ({
           orderId: "42",
@@ -84,9 +87,13 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
       other: (req, res) => {
         req.resume();
         if (req.url === "/html") {
-          res.writeHead(503, { "content-type": "text/html" }).end("<html><body>Service Unavailable</body></html>");
+          res
+            .writeHead(503, { "content-type": "text/html" })
+            .end("<html><body>Service Unavailable</body></html>");
         } else if (req.url === "/garbage") {
-          res.writeHead(200, { "content-type": "text/xml" }).end("<soap:Envelope><soap:Body><unclosed></soap:Body>");
+          res
+            .writeHead(200, { "content-type": "text/xml" })
+            .end("<soap:Envelope><soap:Body><unclosed></soap:Body>");
         } else if (req.url === "/not-soap") {
           res.writeHead(200, { "content-type": "text/xml" }).end("<order><id>1</id></order>");
         } else if (req.url === "/flaky") {
@@ -130,7 +137,13 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
   });
 
   async function connector(endpoint: string, extra: Record<string, unknown> = {}): Promise<Connector> {
-    const config = soapFactory.configSchema.parse({ kind: "soap", name: "catalog", wsdl: "catalog.wsdl", endpoint, ...extra });
+    const config = soapFactory.configSchema.parse({
+      kind: "soap",
+      name: "catalog",
+      wsdl: "catalog.wsdl",
+      endpoint,
+      ...extra,
+    });
     return soapFactory.create(config, { baseDir: FIXTURES, logger: testLogger });
   }
 
@@ -141,7 +154,10 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
   it("types the response as the XSD says: numbers, booleans, exact decimals and longs, arrays, attributes, nil", async () => {
     const c = await connector(server.url);
     try {
-      const result = await c.invoke({ tool: findTool(c, "catalog__FindProducts"), arguments: { query: "all" } }, testContext());
+      const result = await c.invoke(
+        { tool: findTool(c, "catalog__FindProducts"), arguments: { query: "all" } },
+        testContext(),
+      );
       const typed = {
         id: "9007199254740993",
         currency: "EUR",
@@ -172,7 +188,10 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
   it("returns maxOccurs > 1 elements as arrays even when one came back", async () => {
     const c = await connector(server.url);
     try {
-      const result = await c.invoke({ tool: findTool(c, "catalog__FindProducts"), arguments: { query: "one" } }, testContext());
+      const result = await c.invoke(
+        { tool: findTool(c, "catalog__FindProducts"), arguments: { query: "one" } },
+        testContext(),
+      );
       const products = result.structuredContent?.product as { tags: unknown }[];
       expect(products).toHaveLength(1);
       expect(products[0]!.tags).toEqual(["single"]);
@@ -227,19 +246,31 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
         shipTo: { street: "s", city: "c", country: "DE" },
       };
       const before = server.received.length;
-      await expect(c.invoke({ tool, arguments: { ...good, customerId: -1 } }, testContext())).rejects.toMatchObject({
+      await expect(
+        c.invoke({ tool, arguments: { ...good, customerId: -1 } }, testContext()),
+      ).rejects.toMatchObject({
         code: "INVALID_ARGUMENTS",
         message: "argument customerId: must be at least 0",
       });
       await expect(
-        c.invoke({ tool, arguments: { ...good, line: [{ ...good.line[0], quantity: 40000 }] } }, testContext()),
+        c.invoke(
+          { tool, arguments: { ...good, line: [{ ...good.line[0], quantity: 40000 }] } },
+          testContext(),
+        ),
       ).rejects.toMatchObject({ message: "argument line[0].quantity: must be at most 32767" });
-      await expect(c.invoke({ tool, arguments: { ...good, shipTo: { ...good.shipTo, street: "a\u0000b" } } }, testContext())).rejects.toMatchObject({
+      await expect(
+        c.invoke(
+          { tool, arguments: { ...good, shipTo: { ...good.shipTo, street: "a\u0000b" } } },
+          testContext(),
+        ),
+      ).rejects.toMatchObject({
         message: "argument shipTo.street: contains characters XML cannot carry",
       });
-      await expect(c.invoke({ tool, arguments: { ...good, extra: 1 } }, testContext())).rejects.toMatchObject({
-        message: "argument extra: unknown property",
-      });
+      await expect(c.invoke({ tool, arguments: { ...good, extra: 1 } }, testContext())).rejects.toMatchObject(
+        {
+          message: "argument extra: unknown property",
+        },
+      );
       expect(server.received.length).toBe(before);
     } finally {
       await c.close();
@@ -257,7 +288,11 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
         message:
           'connector "catalog" (soap): FindProducts returned SOAP 1.1 fault Client: Unknown query (detail: {"problem":{"field":"query","code":"Q42"}})',
         details: {
-          fault: { code: "Client", reason: "Unknown query", detail: { problem: { field: "query", code: "Q42" } } },
+          fault: {
+            code: "Client",
+            reason: "Unknown query",
+            detail: { problem: { field: "query", code: "Q42" } },
+          },
           httpStatus: 500,
         },
       });
@@ -276,7 +311,14 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
         code: "UPSTREAM_ERROR",
         message:
           'connector "catalog" (soap): FindProducts returned SOAP 1.2 fault Sender/OutOfStock: Not enough stock (detail: {"available":"3"})',
-        details: { fault: { code: "Sender", subcode: "OutOfStock", reason: "Not enough stock", detail: { available: "3" } } },
+        details: {
+          fault: {
+            code: "Sender",
+            subcode: "OutOfStock",
+            reason: "Not enough stock",
+            detail: { available: "3" },
+          },
+        },
       });
     } finally {
       await c.close();
@@ -285,10 +327,22 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
 
   it("gives HTTP errors, malformed XML, non-SOAP XML and an unreachable endpoint each their own message", async () => {
     const cases: [string, string, string][] = [
-      [`${base()}/html`, "UPSTREAM_ERROR", "the endpoint answered HTTP 503 Service Unavailable without a SOAP fault"],
+      [
+        `${base()}/html`,
+        "UPSTREAM_ERROR",
+        "the endpoint answered HTTP 503 Service Unavailable without a SOAP fault",
+      ],
       [`${base()}/garbage`, "UPSTREAM_BAD_RESPONSE", "the endpoint answered malformed XML: "],
-      [`${base()}/not-soap`, "UPSTREAM_BAD_RESPONSE", "the endpoint answered XML that is not a SOAP message (root element is <order>"],
-      [`http://127.0.0.1:${closedPort}/catalog`, "UPSTREAM_UNAVAILABLE", `cannot reach http://127.0.0.1:${closedPort}/catalog (ECONNREFUSED)`],
+      [
+        `${base()}/not-soap`,
+        "UPSTREAM_BAD_RESPONSE",
+        "the endpoint answered XML that is not a SOAP message (root element is <order>",
+      ],
+      [
+        `http://127.0.0.1:${closedPort}/catalog`,
+        "UPSTREAM_UNAVAILABLE",
+        `cannot reach http://127.0.0.1:${closedPort}/catalog (ECONNREFUSED)`,
+      ],
     ];
     for (const [endpoint, code, text] of cases) {
       const c = await connector(endpoint);
@@ -307,8 +361,14 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
     const c = await connector(server.url);
     try {
       await expect(
-        c.invoke({ tool: findTool(c, "catalog__FindProducts"), arguments: { query: "slow" } }, testContext({ timeoutMs: 300 })),
-      ).rejects.toMatchObject({ code: "UPSTREAM_TIMEOUT", message: expect.stringContaining("did not answer within 300 ms") });
+        c.invoke(
+          { tool: findTool(c, "catalog__FindProducts"), arguments: { query: "slow" } },
+          testContext({ timeoutMs: 300 }),
+        ),
+      ).rejects.toMatchObject({
+        code: "UPSTREAM_TIMEOUT",
+        message: expect.stringContaining("did not answer within 300 ms"),
+      });
     } finally {
       await c.close();
     }
@@ -318,7 +378,10 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
     const c = await connector(`${base()}/huge`);
     try {
       await expect(
-        c.invoke({ tool: findTool(c, "catalog__FindProducts"), arguments: { query: "x" } }, testContext({ timeoutMs: 20_000 })),
+        c.invoke(
+          { tool: findTool(c, "catalog__FindProducts"), arguments: { query: "x" } },
+          testContext({ timeoutMs: 20_000 }),
+        ),
       ).rejects.toMatchObject({
         code: "UPSTREAM_BAD_RESPONSE",
         message: expect.stringContaining("exceeds the 10485760-byte limit (maxResponseBytes)"),
@@ -332,16 +395,25 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
 
   it("retries only operations configured idempotent", async () => {
     const flaky = `${base()}/flaky`;
-    const idem = await connector(flaky, { operations: { FindProducts: { readOnly: true } }, retryBackoffMs: 10 });
+    const idem = await connector(flaky, {
+      operations: { FindProducts: { readOnly: true } },
+      retryBackoffMs: 10,
+    });
     const plain = await connector(flaky, { retryBackoffMs: 10 });
     try {
       flakyHits = 0;
-      const ok = await idem.invoke({ tool: findTool(idem, "catalog__FindProducts"), arguments: { query: "x" } }, testContext());
+      const ok = await idem.invoke(
+        { tool: findTool(idem, "catalog__FindProducts"), arguments: { query: "x" } },
+        testContext(),
+      );
       expect(ok.structuredContent).toEqual({ total: 0 });
       expect(flakyHits).toBe(3);
       flakyHits = 0;
       await expect(
-        plain.invoke({ tool: findTool(plain, "catalog__FindProducts"), arguments: { query: "x" } }, testContext()),
+        plain.invoke(
+          { tool: findTool(plain, "catalog__FindProducts"), arguments: { query: "x" } },
+          testContext(),
+        ),
       ).rejects.toMatchObject({ code: "UPSTREAM_ERROR", details: { httpStatus: 503 } });
       expect(flakyHits).toBe(1);
     } finally {
@@ -355,7 +427,10 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
     try {
       const before = server.received.length;
       const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-      await c.invoke({ tool: findTool(c, "catalog__FindProducts"), arguments: { query: "one" } }, testContext({ traceparent }));
+      await c.invoke(
+        { tool: findTool(c, "catalog__FindProducts"), arguments: { query: "one" } },
+        testContext({ traceparent }),
+      );
       expect(server.received[before]!.headers.traceparent).toBe(traceparent);
     } finally {
       await c.close();
@@ -368,8 +443,14 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
       const ac = new AbortController();
       setTimeout(() => ac.abort(new Error("client went away")), 100);
       await expect(
-        c.invoke({ tool: findTool(c, "catalog__FindProducts"), arguments: { query: "slow" } }, testContext({ signal: ac.signal })),
-      ).rejects.toMatchObject({ code: "UPSTREAM_UNAVAILABLE", message: expect.stringContaining("was cancelled") });
+        c.invoke(
+          { tool: findTool(c, "catalog__FindProducts"), arguments: { query: "slow" } },
+          testContext({ signal: ac.signal }),
+        ),
+      ).rejects.toMatchObject({
+        code: "UPSTREAM_UNAVAILABLE",
+        message: expect.stringContaining("was cancelled"),
+      });
     } finally {
       await c.close();
     }
@@ -379,7 +460,10 @@ describe("soap connector: calls against a real soap.listen server (catalog.wsdl)
     const c = await connector(server.url);
     try {
       const category = { name: "Tools", parent: { name: "Hardware" } };
-      const result = await c.invoke({ tool: findTool(c, "catalog__GetCategory"), arguments: { category } }, testContext());
+      const result = await c.invoke(
+        { tool: findTool(c, "catalog__GetCategory"), arguments: { category } },
+        testContext(),
+      );
       expect(result.structuredContent).toEqual({ category });
     } finally {
       await c.close();

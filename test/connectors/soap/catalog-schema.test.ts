@@ -14,10 +14,13 @@ const MONEY = "^[+-]?(?:[0-9]+(?:\\.[0-9]{0,2})?|\\.[0-9]{1,2})$";
 describe("soap connector: XSD → JSON Schema (catalog.wsdl)", () => {
   let c: Connector;
   beforeAll(async () => {
-    c = await soapFactory.create(soapFactory.configSchema.parse({ kind: "soap", name: "catalog", wsdl: "catalog.wsdl" }), {
-      baseDir: FIXTURES,
-      logger: testLogger,
-    });
+    c = await soapFactory.create(
+      soapFactory.configSchema.parse({ kind: "soap", name: "catalog", wsdl: "catalog.wsdl" }),
+      {
+        baseDir: FIXTURES,
+        logger: testLogger,
+      },
+    );
   });
   afterAll(() => c.close());
 
@@ -120,5 +123,91 @@ describe("soap connector: XSD → JSON Schema (catalog.wsdl)", () => {
   it("names namespaces nowhere in what the agent sees", () => {
     const text = JSON.stringify(c.tools().map((t) => t.inputSchema));
     expect(text).not.toMatch(/urn:example|xmlns|xs:|tns:/);
+  });
+});
+
+describe("soap connector: XSD → JSON Schema (types.wsdl: the remaining built-ins and constructs)", () => {
+  it("maps binary, lists, unions, integer enums, time, duration, float, unbounded integers, anyType, groups, attributes, required recursion", async () => {
+    const c = await soapFactory.create(
+      soapFactory.configSchema.parse({ kind: "soap", name: "types", wsdl: "types.wsdl" }),
+      {
+        baseDir: FIXTURES,
+        logger: testLogger,
+      },
+    );
+    try {
+      // The required self-reference cannot be left out: one level expands, the next is an empty object.
+      const node = {
+        type: "object",
+        properties: {
+          label: { type: "string" },
+          next: {
+            type: "object",
+            properties: {
+              label: { type: "string" },
+              next: {
+                type: "object",
+                description: "Node: nested too deeply to expand here; send {}",
+                properties: {},
+                additionalProperties: false,
+              },
+            },
+            required: ["label", "next"],
+            additionalProperties: false,
+          },
+        },
+        required: ["label", "next"],
+        additionalProperties: false,
+      };
+      expect(findTool(c, "types__Everything").inputSchema).toEqual({
+        type: "object",
+        properties: {
+          version: {
+            anyOf: [
+              { type: "integer", minimum: -9007199254740991, maximum: 9007199254740991 },
+              { type: "string", pattern: "^[+-]?[0-9]+$" },
+            ],
+          },
+          "@note": { type: "string" },
+          changedBy: { description: "Who changed it.", type: "string" },
+          blob: { type: "string", contentEncoding: "base64" },
+          hash: { type: "string", pattern: "^(?:[0-9a-fA-F]{2})*$" },
+          tint: { type: "string", enum: ["red", "green", "light", "dark"] },
+          sizes: { type: "array", items: { type: "integer", minimum: 0, maximum: 255 } },
+          level: { type: "integer", enum: [1, 2, 3] },
+          at: { type: "string", format: "time" },
+          ttl: { type: "string", format: "duration" },
+          ratio: { type: "number" },
+          big: {
+            anyOf: [
+              { type: "integer", minimum: -9007199254740991, maximum: 9007199254740991 },
+              { type: "string", pattern: "^[+-]?[0-9]+$" },
+            ],
+          },
+          anything: { type: "string" },
+          chain: { ...node, type: ["object", "null"] },
+          code: { type: "string", const: "X1" },
+          note: { type: "string" },
+        },
+        required: [
+          "version",
+          "blob",
+          "hash",
+          "tint",
+          "sizes",
+          "level",
+          "at",
+          "ttl",
+          "ratio",
+          "big",
+          "anything",
+          "chain",
+          "code",
+        ],
+        additionalProperties: false,
+      });
+    } finally {
+      await c.close();
+    }
   });
 });

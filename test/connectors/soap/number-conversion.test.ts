@@ -34,7 +34,11 @@ describe("soap connector: number-conversion.wsdl (SOAP 1.1 and 1.2 bindings of o
   let server12: SoapTestServer;
 
   beforeAll(async () => {
-    server11 = await startSoapServer({ wsdlFile: NUMBER_CONVERSION_WSDL, path: "/numbers", services: numberServices("v11") });
+    server11 = await startSoapServer({
+      wsdlFile: NUMBER_CONVERSION_WSDL,
+      path: "/numbers",
+      services: numberServices("v11"),
+    });
     server12 = await startSoapServer({
       wsdlFile: NUMBER_CONVERSION_WSDL,
       path: "/numbers",
@@ -97,13 +101,16 @@ describe("soap connector: number-conversion.wsdl (SOAP 1.1 and 1.2 bindings of o
       );
       expect(result.isError ?? false).toBe(false);
       expect(result.structuredContent).toEqual({
-        NumberToWordsResult: "v11:one eight four four six seven four four zero seven three seven zero nine five five one six one five",
+        NumberToWordsResult:
+          "v11:one eight four four six seven four four zero seven three seven zero nine five five one six one five",
       });
       const req = server11.received[before]!;
       expect(req.headers["content-type"]).toMatch(/^text\/xml/);
       expect(req.headers.soapaction).toBe('""');
       expect(req.body).toContain("http://schemas.xmlsoap.org/soap/envelope/");
-      expect(req.body).toContain("<ns1:NumberToWords xmlns:ns1=\"http://www.dataaccess.com/webservicesserver/\"");
+      expect(req.body).toContain(
+        '<ns1:NumberToWords xmlns:ns1="http://www.dataaccess.com/webservicesserver/"',
+      );
       expect(req.body).toContain("<ubiNum>18446744073709551615</ubiNum>");
     } finally {
       await c.close();
@@ -114,7 +121,10 @@ describe("soap connector: number-conversion.wsdl (SOAP 1.1 and 1.2 bindings of o
     const c = await connect(server11.url);
     try {
       await expect(
-        c.invoke({ tool: findTool(c, "numbers__NumberToWords"), arguments: { ubiNum: "18446744073709551616" } }, testContext()),
+        c.invoke(
+          { tool: findTool(c, "numbers__NumberToWords"), arguments: { ubiNum: "18446744073709551616" } },
+          testContext(),
+        ),
       ).rejects.toMatchObject({ code: "INVALID_ARGUMENTS" });
     } finally {
       await c.close();
@@ -145,7 +155,10 @@ describe("soap connector: number-conversion.wsdl (SOAP 1.1 and 1.2 bindings of o
   it("selects a port by name", async () => {
     const c = await connect(server12.url, { port: "NumberConversionSoap12" });
     try {
-      expect(c.tools().map((t) => t.upstream?.split(" ").slice(0, 2).join(" "))).toEqual(["SOAP 1.2", "SOAP 1.2"]);
+      expect(c.tools().map((t) => t.upstream?.split(" ").slice(0, 2).join(" "))).toEqual([
+        "SOAP 1.2",
+        "SOAP 1.2",
+      ]);
     } finally {
       await c.close();
     }
@@ -170,7 +183,11 @@ let contractServer: SoapTestServer | undefined;
 connectorContract(
   "soap",
   async () => {
-    contractServer = await startSoapServer({ wsdlFile: NUMBER_CONVERSION_WSDL, path: "/numbers", services: numberServices("c") });
+    contractServer = await startSoapServer({
+      wsdlFile: NUMBER_CONVERSION_WSDL,
+      path: "/numbers",
+      services: numberServices("c"),
+    });
     const connector = await connect(contractServer.url);
     return { connector, okCall: { tool: "numbers__NumberToWords", arguments: { ubiNum: 42 } } };
   },

@@ -1,5 +1,11 @@
 import { readFileSync } from "node:fs";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 import soap from "soap";
 
@@ -46,7 +52,10 @@ export async function startSoapServer(opts: SoapTestServerOptions): Promise<Soap
   server.log = (type: string, data: unknown, req: IncomingMessage | undefined) => {
     if (type === "received" && req) received.push({ headers: req.headers, body: String(data) });
   };
-  if (opts.soap12) server.wsdl.options.forceSoap12Headers = true;
+  // soap's server has no public switch for SOAP 1.2 answers; its WSDL options do.
+  if (opts.soap12)
+    (server as unknown as { wsdl: { options: Record<string, unknown> } }).wsdl.options.forceSoap12Headers =
+      true;
   if (opts.authenticate) server.authenticate = opts.authenticate;
   const { port } = http.address() as AddressInfo;
   return {
