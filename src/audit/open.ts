@@ -19,8 +19,6 @@ export interface OpenAuditLogOptions {
   /** The audit directory (paths.audit, resolved). */
   readonly dir: string;
   readonly logger: Logger;
-  /** Caps the database size in bytes; beyond it appends fail closed (SQLITE_FULL). */
-  readonly maxSizeBytes?: number;
 }
 
 function unavailable(file: string, err: unknown): GatewayError {
@@ -112,7 +110,7 @@ export async function openAuditLog(opts: OpenAuditLogOptions): Promise<AuditLog>
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     store = new SqliteAuditStore(file, {
       busyTimeoutMs: config.busyTimeoutMs,
-      ...(opts.maxSizeBytes !== undefined ? { maxSizeBytes: opts.maxSizeBytes } : {}),
+      ...(config.maxSizeBytes !== undefined ? { maxSizeBytes: config.maxSizeBytes } : {}),
     });
     const origin = settleOrigin(store, config);
     const missing = store.ensureTriggers();

@@ -110,12 +110,14 @@ export async function verifyStore(store: SqliteAuditStore, opts: VerifyOptions):
     }
   }
   valid.sort((a, b) => a.size - b.size);
-  const goodBelow = (n: number): number => valid.filter((v) => v.size < n).reduce((m, v) => Math.max(m, v.size), 0);
+  // Records up to the largest validly signed size at or below a forged checkpoint are still attested.
+  const goodUpTo = (n: number): number => valid.filter((v) => v.size <= n).reduce((m, v) => Math.max(m, v.size), 0);
   for (const f of forged) {
+    const seq = Math.min(goodUpTo(f.size), size);
     failures.push({
       kind: "bad-signature",
-      seq: Math.min(goodBelow(f.size), size),
-      ...(f.size > 0 ? { toSeq: f.size - 1 } : {}),
+      seq,
+      ...(f.size - 1 > seq ? { toSeq: f.size - 1 } : {}),
       message: `checkpoint from ${f.source} (tree size ${f.size}) is not validly signed by a trusted key: ${f.reason}`,
     });
   }
@@ -195,6 +197,16 @@ export async function verifyStore(store: SqliteAuditStore, opts: VerifyOptions):
       for (const node of completed) {
         const stored = nodeRows[nodeAt++];
         if (!stored || stored[0] !== node.leaf || stored[1] !== node.level || !stored[2].equals(node.hash)) {
+          // If the successor was chained to different bytes, the record itself was rewritten.
+          const successor = envelopeOf(rows[i + 1]);
+          if (successor && successor.seq === expected + 1 && successor.prev !== row.hash.toString("hex")) {
+            fail({
+              kind: "modified",
+              seq: expected,
+              message: `record ${expected} is not the record that record ${expected + 1} was chained to`,
+            });
+            break outer;
+          }
           fail({
             kind: "modified",
             seq: firstLeafOf(node),

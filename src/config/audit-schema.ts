@@ -154,6 +154,14 @@ export const auditSchema = z
       .max(100_000)
       .default(2_000)
       .describe("Most records written by one group-commit transaction."),
+    maxSizeBytes: z
+      .number()
+      .int()
+      .min(65_536)
+      .optional()
+      .describe(
+        "Cap on the database file, in bytes. When it is reached, appends fail and calls are refused (fail closed) instead of filling the disk.",
+      ),
     maxRecordBytes: z
       .number()
       .int()
