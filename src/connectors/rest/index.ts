@@ -87,6 +87,7 @@ function resolveBaseUrl(config: RestConfig, spec: LoadedSpec): URL {
       const server = Array.isArray(doc.servers) ? doc.servers[0] : undefined;
       if (!isPlainObject(server) || typeof server.url !== "string") throw fail("the spec has no servers");
       raw = substituteVariables(server.url, server.variables);
+      if (isUrl(spec.location)) raw = undoPortlessRewrite(raw, new URL(spec.location));
       if (!/^https?:\/\//i.test(raw)) {
         if (!isUrl(spec.location)) throw fail(`server URL "${raw}" is relative`);
         raw = new URL(raw, spec.location).href;
@@ -103,6 +104,19 @@ function resolveBaseUrl(config: RestConfig, spec: LoadedSpec): URL {
   if (url.username || url.password) throw fail("credentials in the URL are not allowed (use auth)");
   url.hash = "";
   return url;
+}
+
+/**
+ * swagger-parser rewrites a relative server URL ("/api") against the spec URL but drops its
+ * port ("http://host/api" for a spec at "http://host:8080/openapi.yaml"); put the port back.
+ */
+function undoPortlessRewrite(serverUrl: string, specUrl: URL): string {
+  if (specUrl.port === "") return serverUrl;
+  const portless = `${specUrl.protocol}//${specUrl.hostname}`;
+  if (serverUrl === portless || serverUrl.startsWith(`${portless}/`)) {
+    return `${specUrl.origin}${serverUrl.slice(portless.length)}`;
+  }
+  return serverUrl;
 }
 
 function substituteVariables(template: string, variables: unknown): string {

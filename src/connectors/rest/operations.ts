@@ -297,19 +297,11 @@ const patternCache = new Map<string, RegExp>();
 export function pathPattern(pattern: string): RegExp {
   let re = patternCache.get(pattern);
   if (re) return re;
-  const body = pattern
-    .split("/")
-    .map((seg) =>
-      seg === "**"
-        ? "\u0000"
-        : seg
-            .split("*")
-            .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
-            .join("[^/]*"),
-    )
-    .join("/")
-    .replace(/\/\u0000/g, "(?:/.*)?")
-    .replace(/\u0000/g, ".*");
+  const segments = (pattern.startsWith("/") ? pattern.slice(1) : pattern).split("/");
+  const escape = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const body = segments
+    .map((seg) => (seg === "**" ? "(?:/.*)?" : `/${seg.split("*").map(escape).join("[^/]*")}`))
+    .join("");
   re = new RegExp(`^${body}$`);
   patternCache.set(pattern, re);
   return re;

@@ -1,6 +1,7 @@
 import { isAbsolute, relative, resolve } from "node:path";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { GatewayError } from "../../core/index.js";
+import { validateAgainstMetaSchema } from "./spec-validate.js";
 
 export type SpecDocument = Record<string, unknown>;
 
@@ -30,8 +31,19 @@ export async function loadSpec(connector: string, spec: string, baseDir: string)
   try {
     document = await new SwaggerParser().validate(location, {
       dereference: { circular: true },
-      resolve: { http: { timeout: SPEC_FETCH_TIMEOUT_MS, redirects: 3 } },
-    });
+      validate: { schema: validateAgainstMetaSchema },
+      resolve: {
+        http: {
+          timeout: SPEC_FETCH_TIMEOUT_MS,
+          redirects: 3,
+          // The library's own guard refuses every internal host, including the one the admin
+          // configured; ours trusts the spec's own origin and refuses other internal hosts.
+          safeUrlResolver: false,
+          canRead: (file: { url: string }) =>
+            mayFetch(file.url, isUrl(spec) ? new URL(spec).origin : undefined),
+        },
+      },
+    } as unknown as SwaggerParser.Options);
   } catch (err) {
     throw new GatewayError(
       "CONFIG_INVALID",
@@ -43,6 +55,32 @@ export async function loadSpec(connector: string, spec: string, baseDir: string)
   const version =
     typeof doc.swagger === "string" ? "2.0" : String(doc.openapi).startsWith("3.1") ? "3.1" : "3.0";
   return { document: doc, shownAs, location, version };
+}
+
+/**
+ * `$ref`s may point at other documents. Following one to an internal address would let a spec
+ * make the gateway probe its own network (cloud metadata endpoints above all).
+ */
+export function mayFetch(url: string, trustedOrigin: string | undefined): boolean {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") return false;
+  if (trustedOrigin !== undefined && u.origin === trustedOrigin) return true;
+  return !isInternalHost(u.hostname);
+}
+
+function isInternalHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h.endsWith(".localhost") || h.endsWith(".internal") || h.endsWith(".local"))
+    return true;
+  if (/^(127\.|10\.|0\.|169\.254\.|192\.168\.)/.test(h)) return true;
+  if (/^172\.(1[6-9]|2\d|3[01])\./.test(h)) return true;
+  if (/^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./.test(h)) return true;
+  return h === "::1" || h === "::" || /^(fc|fd|fe80:)/.test(h) || h.startsWith("::ffff:");
 }
 
 function displayPath(file: string): string {

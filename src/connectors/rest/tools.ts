@@ -71,7 +71,7 @@ export function buildTools(ops: readonly OperationSpec[], opts: BuildToolsOption
  * order operations appear in the spec.
  */
 function assignNames(connector: string, ops: readonly OperationSpec[]): string[] {
-  const base = ops.map((op) => toolName(connector, op.operationId ?? `${op.method}_${op.path}`));
+  const base = ops.map((op) => toolName(connector, operationPart(op)));
   const counts = new Map<string, number>();
   for (const n of base) counts.set(n, (counts.get(n) ?? 0) + 1);
   const names = base.map((n, i) => {
@@ -81,7 +81,7 @@ function assignNames(connector: string, ops: readonly OperationSpec[]): string[]
       .update(`${op.method.toUpperCase()} ${op.path}`)
       .digest("hex")
       .slice(0, 8);
-    const stem = `${connector}__${sanitizeName(op.operationId ?? `${op.method}_${op.path}`) || "op"}`;
+    const stem = `${connector}__${sanitizeName(operationPart(op)) || "op"}`;
     return `${stem.slice(0, TOOL_NAME_MAX - suffix.length - 1)}_${suffix}`;
   });
   const seen = new Map<string, OperationSpec>();
@@ -96,6 +96,16 @@ function assignNames(connector: string, ops: readonly OperationSpec[]): string[]
     seen.set(n, ops[i]!);
   });
   return names;
+}
+
+/** operationId, else `get_orders_orderId` for GET /orders/{orderId} (no `__`: that separates the connector). */
+function operationPart(op: OperationSpec): string {
+  if (op.operationId !== undefined) return op.operationId;
+  const segments = op.path
+    .split("/")
+    .map((s) => sanitizeName(s.replace(/[{}]/g, "")))
+    .filter((s) => s !== "");
+  return [op.method, ...segments].join("_");
 }
 
 function buildTool(op: OperationSpec, name: string, opts: BuildToolsOptions): BoundTool {

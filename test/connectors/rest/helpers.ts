@@ -16,7 +16,7 @@ export interface Recorded {
   body: Buffer;
 }
 
-export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | Promise<void>;
+export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => unknown;
 
 export interface TestServer {
   url: string;
