@@ -291,7 +291,7 @@ function decodeText(f: CompiledField, bytes: Buffer, encoding: RecordEncoding): 
     }
   } else {
     text = bytes.toString("latin1");
-    if (encoding === "ascii" && /[^\x00-\x7f]/.test(text))
+    if (encoding === "ascii" && bytes.some((b) => b > 0x7f))
       throw new RecordError(f.name, "contains non-ASCII bytes");
   }
   return text;

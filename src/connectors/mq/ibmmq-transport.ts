@@ -189,7 +189,8 @@ export class IbmMqTransport implements MqTransport {
       await call<void>((cb) => mq.Put(hObj, md, pmo, req.body, cb));
     } catch (err) {
       const mapped = mqError(this.o.label, "MQPUT", `queue ${req.requestQueue}`, err);
-      if (needsReconnect(err)) this.lost(conn.generation, mapped);
+      // Reported after this rejection lands, so the caller hears "put failed" (not sent), not "lost while waiting".
+      if (needsReconnect(err)) setImmediate(() => this.lost(conn.generation, mapped));
       throw mapped;
     } finally {
       if (hMsg !== undefined) {
@@ -336,24 +337,37 @@ export class IbmMqTransport implements MqTransport {
     if (this.closing || generation !== this.generation || !this.conn) return;
     const conn = this.conn;
     this.conn = undefined;
-    for (const g of this.gets.values()) g.finished = true;
-    this.gets.clear();
-    void this.disconnect(conn);
+    void this.disconnect(conn, this.takeActiveGets());
     this.events?.lost(err);
   }
 
   private async dispose(): Promise<void> {
     const conn = this.conn;
     this.conn = undefined;
-    for (const g of this.gets.values()) g.finished = true;
+    const active = this.takeActiveGets();
+    if (conn) await this.disconnect(conn, active);
+  }
+
+  /** Stops every running MQGET consumer and hands back its handle for closing. */
+  private takeActiveGets(): MqHObj[] {
+    const handles: MqHObj[] = [];
+    for (const g of this.gets.values()) {
+      g.finished = true;
+      handles.push(g.hObj);
+      try {
+        this.mq!.GetDone(g.hObj);
+      } catch {
+        // The connection may already be gone; closing the handle below ends the consumer anyway.
+      }
+    }
     this.gets.clear();
-    if (conn) await this.disconnect(conn);
+    return handles;
   }
 
   /** Best effort: after a broken connection every verb fails, and that is fine here. */
-  private async disconnect(conn: Connection): Promise<void> {
+  private async disconnect(conn: Connection, active: readonly MqHObj[] = []): Promise<void> {
     const mq = this.mq!;
-    const handles = [...conn.requestHandles.values(), ...[...conn.idle.values()].flat()];
+    const handles = [...conn.requestHandles.values(), ...[...conn.idle.values()].flat(), ...active];
     for (const h of handles) await call<void>((cb) => mq.Close(h, 0, cb)).catch(() => undefined);
     if (conn.temporary) {
       await call<void>((cb) => mq.Close(conn.temporary!.hObj, num(mq.MQC.MQCO_DELETE_PURGE), cb)).catch(
