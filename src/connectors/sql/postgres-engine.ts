@@ -116,6 +116,7 @@ export class PostgresEngine implements Engine {
   private readonly pool: pg.Pool;
   private readonly target: { host: string; port: number };
   private readonly logger: Logger;
+  private readonly guarded = new WeakSet<pg.PoolClient>();
   private closed = false;
 
   constructor(url: string, pool: PoolOptions, logger: Logger) {
@@ -243,13 +244,25 @@ export class PostgresEngine implements Engine {
     if (this.closed) throw new SqlFailure("unavailable", "the connector is closed");
     const pending = this.pool.connect();
     try {
-      return await withDeadline(pending, timeoutMs, signal, () => {
+      const client = await withDeadline(pending, timeoutMs, signal, () => {
         // If the pool hands the connection over later, give it straight back.
         pending.then(
           (c) => c.release(),
           () => {},
         );
       });
+      // pg-pool listens for errors only on idle clients. A connection lost while checked out
+      // emits 'error' too (besides failing the query), which would crash the process unheard.
+      if (!this.guarded.has(client)) {
+        this.guarded.add(client);
+        client.on("error", (err) => {
+          this.logger.debug(
+            { code: (err as { code?: string }).code },
+            "postgres connection lost during a call",
+          );
+        });
+      }
+      return client;
     } catch (err) {
       const f = classifyPg(err);
       if (f.category === "timeout") {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Connector } from "../../../src/core/index.js";
 import { connectorContract } from "../../helpers/connector-contract.js";
-import { call, createSql, failure, rows, settledWithin, uniqueName } from "./helpers.js";
+import { call, createSql, failure, rows, settledWithin, uniqueName, waitUntil } from "./helpers.js";
 
 /**
  * What the shared SQL behaviour suite needs from one engine: how to reach it as a connector,
@@ -25,8 +25,8 @@ export interface EngineFixture {
   engineWriteAttempts(table: string, scratch: string): string[];
   /** A read-only query that runs (much) longer than the test's budget. */
   readonly slowQuery: string;
-  /** Resolves once no statement containing `marker` is running on the server (servers only). */
-  assertStopped?(marker: string): Promise<void>;
+  /** How many statements with exactly this text run on the server now (servers only). */
+  running?(sql: string): Promise<number>;
   /** Whether declared tools are checked for truthful readOnly at load (SQLite) or at run time. */
   readonly readOnlyCheckedAtLoad: boolean;
   close(): Promise<void>;
@@ -278,6 +278,8 @@ export function sqlEngineSuite(fx: EngineFixture): void {
           const slow = call(c, "query", { sql: fx.slowQuery }, { timeoutMs: 1_500 });
           slow.catch(() => {});
           await new Promise((r) => setTimeout(r, 200));
+          if (fx.running)
+            await waitUntil(async () => (await fx.running!(fx.slowQuery)) > 0, "the slow query runs");
           // Another session on the same connector, and another connector, both answer meanwhile.
           expect((await rows(c, "get_item", { id: 3 })).rowCount).toBe(1);
           expect((await rows(other, "get_item", { id: 4 })).rowCount).toBe(1);
@@ -285,7 +287,8 @@ export function sqlEngineSuite(fx: EngineFixture): void {
           const err = await failure(slow);
           expect(err.code).toBe("UPSTREAM_TIMEOUT");
           expect(err.message).toContain("1500 ms");
-          await fx.assertStopped?.(fx.slowQuery);
+          if (fx.running)
+            await waitUntil(async () => (await fx.running!(fx.slowQuery)) === 0, "the slow query stopped");
           // The connector is whole afterwards.
           expect((await rows(c, "get_item", { id: 5 })).rowCount).toBe(1);
         } finally {
@@ -298,10 +301,13 @@ export function sqlEngineSuite(fx: EngineFixture): void {
         const slow = call(c, "query", { sql: fx.slowQuery }, { signal: ac.signal, timeoutMs: 60_000 });
         slow.catch(() => {});
         setTimeout(() => ac.abort(new Error("client went away")), 300);
+        if (fx.running)
+          await waitUntil(async () => (await fx.running!(fx.slowQuery)) > 0, "the slow query runs");
         const err = await failure(slow);
         expect(err.code).toBe("UPSTREAM_TIMEOUT");
         expect(err.message).toContain("cancelled");
-        await fx.assertStopped?.(fx.slowQuery);
+        if (fx.running)
+          await waitUntil(async () => (await fx.running!(fx.slowQuery)) === 0, "the slow query stopped");
         expect((await rows(c, "get_item", { id: 6 })).rowCount).toBe(1);
       });
 
