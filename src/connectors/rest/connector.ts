@@ -272,7 +272,8 @@ export class RestConnector implements Connector {
       `${this.parts.baseUrl.origin}${this.parts.baseUrl.pathname.replace(/\/+$/, "")}${path}`,
     );
     const req: PreparedRequest = { method: "GET", url, headers: { "user-agent": USER_AGENT } };
-    const signal = AbortSignal.timeout(this.parts.config.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs * 2);
+    // Connect plus a short answer: twice the connect timeout is generous for a health endpoint.
+    const signal = AbortSignal.timeout((this.parts.config.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs) * 2);
     try {
       await this.parts.auth.apply(req, signal);
       const res = await this.parts.transport.send({ ...req, signal, maxResponseBytes: 64 * 1024 });

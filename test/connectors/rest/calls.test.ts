@@ -393,6 +393,59 @@ describe("rest connector: calls and failures", () => {
   });
 });
 
+describe("rest connector: retrying non-idempotent operations only when configured", () => {
+  const files = tempDir("retry-post");
+  let server: TestServer;
+  let n = 0;
+  beforeAll(async () => {
+    server = await startServer((_req, res) =>
+      ++n % 2 === 1 ? sendJson(res, 503, {}) : sendJson(res, 201, { id: n }),
+    );
+  });
+  afterAll(async () => {
+    await server.close();
+    files.cleanup();
+  });
+  const doc = oas30({
+    "/orders": { post: { operationId: "createOrder", responses: okJson() } },
+    "/charges": { post: { operationId: "charge", "x-idempotent": true, responses: okJson() } },
+  });
+
+  it("retry.nonIdempotent retries a POST with the same Idempotency-Key, so the upstream can drop the duplicate", async () => {
+    const c = await makeConnector({
+      spec: writeSpec(files.dir, "a.json", doc),
+      baseUrl: server.url,
+      idempotencyKey: { header: "X-Idempotency-Key" },
+      retry: { nonIdempotent: true, initialDelayMs: 5 },
+    });
+    server.requests.length = 0;
+    await call(c, "t__createOrder", {});
+    expect(server.requests).toHaveLength(2);
+    const keys = server.requests.map((r) => r.headers["x-idempotency-key"]);
+    expect(keys[0]).toMatch(/^[0-9a-f]{32}$/);
+    expect(keys[1]).toBe(keys[0]);
+    await c.close();
+  });
+
+  it("x-idempotent: true on an operation makes it retryable and marks it idempotent", async () => {
+    const c = await makeConnector({
+      spec: writeSpec(files.dir, "b.json", doc),
+      baseUrl: server.url,
+      retry: { initialDelayMs: 5 },
+    });
+    expect(c.tools().find((t) => t.name === "t__charge")!.annotations.idempotentHint).toBe(true);
+    server.requests.length = 0;
+    n = 0;
+    await call(c, "t__charge", {});
+    expect(server.requests).toHaveLength(2);
+    n = 0;
+    server.requests.length = 0;
+    await failure(call(c, "t__createOrder", {}));
+    expect(server.requests).toHaveLength(1);
+    await c.close();
+  });
+});
+
 describe("rest connector: unreachable upstream", () => {
   it("connection refused: UPSTREAM_UNAVAILABLE, and health says so", async () => {
     // Reserve a port, then close it, so nothing listens there.
