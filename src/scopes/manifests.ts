@@ -67,7 +67,9 @@ const WILDCARD_CHARS = "[a-zA-Z0-9_-]*";
 export function compileMatcher(pattern: string): ToolMatcher {
   if (!pattern.includes("*")) return { pattern, exact: true, matches: (name) => name === pattern };
   const re = new RegExp(`^${pattern.split("*").join(WILDCARD_CHARS)}$`);
-  return { pattern, exact: false, matches: (name) => re.test(name) };
+  // The literal prefix rejects most names without running the regex (tools/list over 10,000 tools).
+  const prefix = pattern.slice(0, pattern.indexOf("*"));
+  return { pattern, exact: false, matches: (name) => name.startsWith(prefix) && re.test(name) };
 }
 
 function sha256(text: string): string {

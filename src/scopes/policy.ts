@@ -64,6 +64,8 @@ interface ScopeView {
   readonly key: string;
   readonly scopes: readonly CompiledScope[];
   readonly tools: WeakMap<ToolDefinition, Effective | null>;
+  /** Manifest digests by granting-scope combination (few per view; hashing per tool would dominate tools/list). */
+  readonly hashes: Map<string, string>;
 }
 
 interface Selection {
@@ -146,7 +148,12 @@ class Policy implements ScopePolicy {
       // Refresh recency: the map's insertion order is the eviction order.
       this.views.delete(key);
     } else {
-      view = { key, scopes: names.map((n) => this.scopeSet.scopes.get(n)!), tools: new WeakMap() };
+      view = {
+        key,
+        scopes: names.map((n) => this.scopeSet.scopes.get(n)!),
+        tools: new WeakMap(),
+        hashes: new Map(),
+      };
       if (this.views.size >= this.maxViews) this.views.delete(this.views.keys().next().value!);
     }
     this.views.set(key, view);
@@ -174,8 +181,15 @@ class Policy implements ScopePolicy {
         if (pick) grants.push(pick);
       }
       if (grants.length > 0) {
-        const hashes = grants.map((g) => `${g.scope}:${this.scopeSet.scopes.get(g.scope)!.hash}`);
-        result = { grants, manifestHash: sha256(hashes.join("\n")) };
+        const key = grants.map((g) => g.scope).join("\n");
+        let manifestHash = view.hashes.get(key);
+        if (manifestHash === undefined) {
+          manifestHash = sha256(
+            grants.map((g) => `${g.scope}:${this.scopeSet.scopes.get(g.scope)!.hash}`).join("\n"),
+          );
+          view.hashes.set(key, manifestHash);
+        }
+        result = { grants, manifestHash };
       }
     }
     view.tools.set(tool, result);
