@@ -4,6 +4,7 @@ import { SoapConnector, buildOperation } from "./connector.js";
 import { selectOperations } from "./operations.js";
 import { SoapTransport } from "./transport.js";
 import { WsdlError, loadWsdl } from "./wsdl-loader.js";
+import { XmlSyntaxError } from "./xml-dom.js";
 
 export type { SoapConfig } from "./config.js";
 export { soapConfigSchema } from "./config.js";
@@ -63,6 +64,11 @@ async function create(config: SoapConfig, deps: ConnectorDeps): Promise<SoapConn
     return new SoapConnector(config, built, transport, logger);
   } catch (err) {
     transport.close();
+    if (err instanceof XmlSyntaxError) {
+      throw new GatewayError("CONFIG_INVALID", `${label}: WSDL ${config.wsdl}: ${err.message}`, {
+        cause: err,
+      });
+    }
     if (err instanceof WsdlError) {
       throw new GatewayError(
         err.unavailable ? "UPSTREAM_UNAVAILABLE" : "CONFIG_INVALID",

@@ -184,7 +184,8 @@ export class SoapTransport {
     const endpoint = showEndpoint(this.config.endpoint ?? op.location);
     return new Promise<HttpAnswer>((resolve, reject) => {
       method(
-        { _xml: bodyXml },
+        // soap inserts raw XML from `_xml` in document style and from `$xml` inside its rpc wrapper.
+        op.input.rpc ? { $xml: bodyXml } : { _xml: bodyXml },
         (err, _result, rawResponse) => {
           const e = err as {
             response?: { status?: number; statusText?: string };

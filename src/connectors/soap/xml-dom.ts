@@ -141,6 +141,6 @@ export function escapeXmlAttr(value: string): string {
 }
 
 /** Characters XML 1.0 cannot carry at all (not even escaped). */
-// eslint-disable-next-line no-control-regex
 export const INVALID_XML_CHARS =
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
