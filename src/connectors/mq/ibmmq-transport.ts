@@ -10,7 +10,6 @@ import {
   type MqErrorLike,
   type MqHConn,
   type MqHObj,
-  type MqStruct,
 } from "./ibmmq-api.js";
 import { mqError, needsReconnect, reasonOf } from "./ibmmq-reasons.js";
 import type { MqTransport, TransportEvents, TransportRequest } from "./transport.js";
@@ -393,5 +392,3 @@ function call<T>(fn: (cb: (err: MqErrorLike | null, value: T) => void) => void):
     }
   });
 }
-
-export type { MqStruct };

@@ -1,4 +1,4 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { Ajv, type ErrorObject } from "ajv";
 import addFormats from "ajv-formats";
 
 /**
@@ -36,8 +36,4 @@ export function violations(errors: readonly ErrorObject[] | null | undefined, li
 
 export function formatViolations(list: readonly Violation[]): string {
   return list.map((v) => `${v.path} ${v.message}`).join("; ");
-}
-
-export function compileSchema(ajv: Ajv, schema: Record<string, unknown>): ValidateFunction {
-  return ajv.compile(schema);
 }
