@@ -24,6 +24,7 @@ import {
 
 export const HEALTH_TIMEOUT_MS = 2_000;
 const DEFAULT_TIMEOUT_MS = 30_000;
+const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /**
  * Who is to blame for each failure. For the free-form query tool the SQL is the agent's, so
@@ -86,9 +87,11 @@ export class SqlConnector implements Connector {
     if (this.closing) throw new GatewayError("SHUTTING_DOWN", `${this.label}: the connector is closed`);
     if (ctx.signal.aborted) throw this.aborted(ctx.signal);
     const op = call.tool.operation;
+    // Capped below 2^31 ms: a larger setTimeout delay would fire at once.
     const timeoutMs = Math.min(
-      ctx.timeoutMs || DEFAULT_TIMEOUT_MS,
-      this.config.timeoutMs ?? Number.POSITIVE_INFINITY,
+      ctx.timeoutMs > 0 ? ctx.timeoutMs : DEFAULT_TIMEOUT_MS,
+      this.config.timeoutMs ?? MAX_TIMEOUT_MS,
+      MAX_TIMEOUT_MS,
     );
     const maxBytes = this.config.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
     const tool = this.declared.get(op);

@@ -77,6 +77,8 @@ export function classifyPg(err: unknown): SqlFailure {
   if (code !== undefined && /^[0-9A-Z]{5}$/.test(code)) {
     let category: FailureCategory = "sql";
     if (code === "57014") category = "timeout";
+    // Protocol violation: the number of bound values does not match the placeholders.
+    else if (code === "08P01") category = "syntax";
     else if (code === "25006") category = "readonly";
     else if (code.startsWith("42") && code !== "42501") category = "syntax";
     else if (code.startsWith("23")) category = "constraint";

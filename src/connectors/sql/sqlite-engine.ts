@@ -119,6 +119,10 @@ export class SqliteEngine implements Engine {
   }
 
   async health(timeoutMs: number): Promise<Health> {
+    // Busy is not unhealthy: a long legitimate query must not fail readiness.
+    if (this.workers.length > 0 && this.workers.every((w) => w.state === "busy")) {
+      return { ok: true, detail: "all SQLite workers busy" };
+    }
     try {
       await this.enqueue({ op: "ping" }, timeoutMs, undefined);
       return { ok: true };
@@ -267,7 +271,7 @@ export class SqliteEngine implements Engine {
     proc.stderr?.setEncoding("utf8");
     proc.stderr?.on("data", (chunk: string) => {
       this.opts.logger.warn(
-        { pid: proc.pid, stderr: chunk.slice(0, 2_000) },
+        { workerPid: proc.pid, stderr: chunk.slice(0, 2_000) },
         "sqlite worker wrote to stderr",
       );
     });
@@ -317,7 +321,7 @@ export class SqliteEngine implements Engine {
 
   private kill(worker: Worker, why: string): void {
     if (worker.state === "dead") return;
-    this.opts.logger.warn({ pid: worker.proc.pid, why }, "killing sqlite worker");
+    this.opts.logger.warn({ workerPid: worker.proc.pid, why }, "killing sqlite worker");
     worker.state = "dead";
     worker.job = undefined;
     this.remove(worker);

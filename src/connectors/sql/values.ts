@@ -37,8 +37,13 @@ export function toJsonValue(value: unknown): JsonValue {
   if (typeof obj.toISOString === "function") return String((obj.toISOString as () => unknown).call(obj));
   if (typeof obj.toJSON === "function") return toJsonValue((obj.toJSON as () => unknown).call(obj));
   const out: { [key: string]: JsonValue } = {};
-  for (const [k, v] of Object.entries(value)) out[k] = toJsonValue(v);
+  for (const [k, v] of Object.entries(value)) setOwn(out, k, toJsonValue(v));
   return out;
+}
+
+/** Defines rather than assigns, so a column or key named `__proto__` stays data. */
+function setOwn(target: Record<string, JsonValue>, key: string, value: JsonValue): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /**
@@ -65,7 +70,7 @@ export class RowCollector {
       return false;
     }
     const row: Record<string, JsonValue> = {};
-    for (const [k, v] of Object.entries(raw)) row[k] = toJsonValue(v);
+    for (const [k, v] of Object.entries(raw)) setOwn(row, k, toJsonValue(v));
     const size = Buffer.byteLength(JSON.stringify(row)) + (this.rows.length > 0 ? 1 : 0);
     if (this.bytes + size > this.maxBytes) {
       this.truncated = true;

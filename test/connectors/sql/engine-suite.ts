@@ -226,6 +226,15 @@ export function sqlEngineSuite(fx: EngineFixture): void {
           const err = await failure(call(c, "query", { sql }));
           expect(err.code, sql).toBe("INVALID_ARGUMENTS");
         }
+        const tooFew = await failure(
+          call(c, "query", {
+            sql: `SELECT id FROM ${table} WHERE id = ${fx.placeholder(1)} AND name = ${fx.placeholder(2)}`,
+            params: [1],
+          }),
+        );
+        expect(tooFew.code).toBe("INVALID_ARGUMENTS");
+        // The connection is still good afterwards.
+        expect((await rows(c, "get_item", { id: 7 })).rowCount).toBe(1);
       });
 
       it("caps rows and bytes, reporting truncated", async () => {

@@ -96,6 +96,9 @@ describe("result values", () => {
     expect(toJsonValue(Buffer.from("hi"))).toEqual({ $base64: "aGk=" });
     expect(toJsonValue(Number.POSITIVE_INFINITY)).toBe("Infinity");
     expect(toJsonValue({ a: [1n, null] })).toEqual({ a: [1, null] });
+    const collector = new RowCollector(10, 1_000);
+    collector.add(JSON.parse('{"__proto__": "column named __proto__"}') as Record<string, unknown>);
+    expect(JSON.stringify(collector.rows)).toBe('[{"__proto__":"column named __proto__"}]');
   });
 
   it("stops adding rows at the row cap or before the byte cap, marking truncated", () => {
