@@ -10,6 +10,10 @@ import { routesFor } from "./server/routes.js";
 import { describeStartupError, startRuntime, type Runtime } from "./server/runtime.js";
 import { serveStdio, stdioIdentity } from "./server/stdio.js";
 import { startTracing } from "./server/tracing.js";
+import { runAuditCommand } from "./audit/cli.js";
+import { auditSchema, type AuditConfig } from "./config/audit-schema.js";
+import { runApprovalsCommand } from "./scopes/cli.js";
+import { runConnectorsCommand } from "./server/connectors-cli.js";
 import { SERVER_VERSION } from "./server/mcp-server.js";
 
 export interface CliEnv {
@@ -28,6 +32,9 @@ Commands:
   serve [--http | --stdio]     serve MCP (default: HTTP when enabled in the config, else stdio)
   validate [--probe]           load and check every file; --probe also checks each upstream is reachable
   tools [--json] [--token JWT] the tools an identity sees (default: the configured local identity)
+  audit <verify|query|export|prove|verify-proof|keygen>   compliance: see "portcullis audit --help"
+  approvals <list|show|approve|deny>                       human approval of parked calls
+  connectors <list|add|remove> [--url URL]                 register connectors (offline or via the admin API)
 
 Common options:
   --config <path>              gateway config file (default: ${DEFAULT_CONFIG_FILE})
@@ -43,6 +50,9 @@ const commands: Record<string, Command> = {
   serve: serveCommand,
   validate: validateCommand,
   tools: toolsCommand,
+  audit: auditCommand,
+  approvals: (argv, env) => runApprovalsCommand(argv, env),
+  connectors: (argv, env) => runConnectorsCommand(argv, env),
 };
 
 export async function main(
@@ -124,6 +134,7 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
       http = await startHttp(runtime, logger);
       env.stderr.write(`portcullis: MCP over Streamable HTTP at ${http.url.href}\n`);
     }
+    runtime.watch();
   } catch (err) {
     await runtime.close();
     await demo?.close();
@@ -195,6 +206,29 @@ async function startHttp(runtime: Runtime, logger: Logger): Promise<RunningHttpS
     ready: () => runtime.readiness(),
     ...(config.observability.metrics ? { metrics: () => runtime.metrics.render() } : {}),
     ...(config.observability.metricsScope ? { metricsScope: config.observability.metricsScope } : {}),
+  });
+}
+
+async function auditCommand(argv: string[], env: CliEnv): Promise<number> {
+  let auditDir: string;
+  let auditConfig: AuditConfig;
+  try {
+    const loaded = loadGatewayConfig(env.configPath);
+    auditDir = loaded.auditDir;
+    auditConfig = loaded.config.audit;
+  } catch (err) {
+    // Offline verification of a copied log needs no gateway config, only --audit-dir.
+    if (!argv.includes("--audit-dir") && !argv.includes("verify-proof") && !argv.includes("keygen"))
+      throw err;
+    auditDir = resolve("audit");
+    auditConfig = auditSchema.parse({});
+  }
+  return runAuditCommand(argv, {
+    configPath: env.configPath,
+    auditDir,
+    auditConfig,
+    stdout: env.stdout,
+    stderr: env.stderr,
   });
 }
 

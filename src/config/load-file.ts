@@ -93,6 +93,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
 /** Shows a found value compactly; `${ENV}` references are shown as written, never resolved. */
 export function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
+  if (value instanceof Hidden) return String(value);
   if (value === null) return "null";
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (typeof value === "object") return "an object";
@@ -185,11 +186,28 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return cur;
 }
 
+/** Fields whose values may carry credentials: an error names what is wrong, never the value. */
+const SECRET_KEY = /url|uri|dsn|password|passphrase|secret|token|key|credential|auth/i;
+
+class Hidden {
+  toString(): string {
+    return "a value (hidden: this field may hold a credential)";
+  }
+}
+
 /** Turns zod issues into problems that say what was expected and what was found. */
 export function zodProblems(source: JsonSource, raw: unknown, error: z.ZodError): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const issue of error.issues) {
-    const found = valueAt(raw, issue.path);
+    const last = issue.path[issue.path.length - 1];
+    const rawFound = valueAt(raw, issue.path);
+    const found =
+      typeof last === "string" &&
+      SECRET_KEY.test(last) &&
+      typeof rawFound === "string" &&
+      !/^\$\{[^}]*\}$/.test(rawFound)
+        ? new Hidden()
+        : rawFound;
     switch (issue.code) {
       case "unrecognized_keys":
         for (const key of issue.keys) {

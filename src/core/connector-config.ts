@@ -23,4 +23,14 @@ export const connectorBaseSchema = z.object({
     .max(600_000)
     .optional()
     .describe("Per-call upstream timeout in milliseconds (default: the gateway's limits.callTimeoutMs)."),
+  required: z
+    .boolean()
+    .optional()
+    .describe("The gateway is not ready (/readyz 503) while this connector is down. Default false."),
+  pinTools: z
+    .boolean()
+    .optional()
+    .describe(
+      "Pin tool definitions: a tool whose definition changes (e.g. its upstream spec changed) is withheld until an admin accepts it. Default false (changes are reported and audited only).",
+    ),
 });

@@ -40,6 +40,8 @@ export const ErrorCodes = {
   UPSTREAM_BAD_RESPONSE: { kind: "upstream", jsonRpc: -32603, http: 502 },
   /** Too many calls in flight for this connector. */
   BUSY: { kind: "upstream", jsonRpc: -32603, http: 503 },
+  /** The caller cancelled the call (MCP notifications/cancelled, or the session ended). */
+  CANCELLED: { kind: "request", jsonRpc: -32800, http: 499 },
   /** The gateway is shutting down. */
   SHUTTING_DOWN: { kind: "internal", jsonRpc: -32603, http: 503 },
   /** A bug or an unexpected condition on our side. */

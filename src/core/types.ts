@@ -111,6 +111,8 @@ export interface ConnectorConfigBase {
   description?: string | undefined;
   /** Per-call timeout for this connector's upstream, in milliseconds. */
   timeoutMs?: number | undefined;
+  required?: boolean | undefined;
+  pinTools?: boolean | undefined;
 }
 
 export interface ConnectorFactory<C extends ConnectorConfigBase = ConnectorConfigBase> {

@@ -17,6 +17,9 @@ type DemoModule = { start(opts: DemoOptions): Promise<DemoBackend> };
  */
 const backends: Record<string, () => Promise<DemoModule>> = {
   customers: () => import("./customers.js"),
+  orders: () => import("./orders-api.js"),
+  inventory: () => import("./inventory-soap.js"),
+  mainframe: () => import("./mainframe-mq.js"),
 };
 
 export async function startDemo(opts: DemoOptions): Promise<DemoBackend> {

@@ -14,7 +14,8 @@ import {
   type ToolResult,
 } from "../core/index.js";
 import type { Limits } from "../config/schema.js";
-import { ToolRegistry, type RegisteredTool } from "./registry.js";
+import type { ToolRegistry } from "./registry.js";
+import { type RegisteredTool } from "./registry.js";
 import {
   context,
   contextFromTraceparent,
@@ -50,8 +51,11 @@ export interface CallOptions {
 
 export type ToolPage = ListToolsResult;
 
-/** Listeners learn when the registry changes, so sessions can send tools/list_changed. */
-export type RegistryListener = (previous: ToolRegistry, next: ToolRegistry) => void;
+/** Listeners learn when the registry or policy changes, so sessions can send tools/list_changed. */
+export type RegistryListener = (
+  previous: { registry: ToolRegistry; policy: CallPolicy },
+  next: { registry: ToolRegistry; policy: CallPolicy },
+) => void;
 
 const MAX_TOOL_NAME_IN_RECORD = 128;
 
@@ -61,7 +65,7 @@ const MAX_TOOL_NAME_IN_RECORD = 128;
  */
 export class Gateway {
   private registryRef: ToolRegistry;
-  private readonly policy: CallPolicy;
+  private policy: CallPolicy;
   private readonly audit: AuditSink;
   private readonly limits: Limits;
   private readonly logger: Logger;
@@ -90,11 +94,19 @@ export class Gateway {
     return this.inFlightCount;
   }
 
-  /** Swaps in a new registry; calls in flight finish on the definitions they started with. */
-  setRegistry(next: ToolRegistry): void {
-    const previous = this.registryRef;
+  get currentPolicy(): CallPolicy {
+    return this.policy;
+  }
+
+  /**
+   * Swaps in a new registry (and the policy compiled against it) in one step; calls in flight
+   * finish on the definitions they started with.
+   */
+  setRegistry(next: ToolRegistry, policy: CallPolicy = this.policy): void {
+    const previous = { registry: this.registryRef, policy: this.policy };
     this.registryRef = next;
-    for (const listener of this.listeners) listener(previous, next);
+    this.policy = policy;
+    for (const listener of this.listeners) listener(previous, { registry: next, policy });
   }
 
   onRegistryChange(listener: RegistryListener): () => void {
@@ -112,9 +124,14 @@ export class Gateway {
     return end < visible.length ? { tools, nextCursor: encodeCursor(end) } : { tools };
   }
 
-  /** Names of the tools this identity sees, for change detection. */
-  visibleNames(identity: Identity, registry: ToolRegistry = this.registryRef): string[] {
-    return this.visibleTools(identity, registry).map((t) => `${t.def.name}@${t.hash}`);
+  /** What this identity sees (names, definition hashes, schemas), for change detection. */
+  visibleFingerprint(identity: Identity, state: { registry: ToolRegistry; policy: CallPolicy }): string[] {
+    return state.registry.tools
+      .filter((t) => state.policy.canSee(identity, t.def))
+      .map((t) => {
+        const schema = state.policy.visibleSchema?.(identity, t.def);
+        return `${t.def.name}@${t.hash}${schema && schema !== t.def.inputSchema ? `:${safeJson(schema).length}:${digest(schema)}` : ""}`;
+      });
   }
 
   async callTool(
@@ -140,6 +157,9 @@ export class Gateway {
       contextFromTraceparent(options.traceparent),
     );
     const rootCtx = trace.setSpan(context.active(), root);
+    const registry = this.registryRef;
+    const policy = this.policy;
+    registry.acquire();
     this.inFlightCount++;
     this.metrics?.inFlight.inc();
     const started = performance.now();
@@ -150,13 +170,13 @@ export class Gateway {
         await inSpan("authorize", rootCtx, {}, async () => {
           // 1. Identity: resolved by the transport before we get here.
           // 2. Resolve the tool among the tools this identity may see.
-          tool = this.resolveTool(identity, name);
+          tool = this.resolveTool(registry, policy, identity, name);
           // 3. Arguments: schema, then the scope's constraints and claim-bound arguments.
-          args = this.checkArguments(identity, tool, rawArgs);
+          args = this.checkArguments(policy, identity, tool, rawArgs);
           // 4. Rate limits and budgets.
-          await this.policy.admit(identity, tool.def, args);
+          await policy.admit(identity, tool.def, args);
           // 5. Human approval, bound to these exact arguments.
-          await this.policy.approve(identity, tool.def, args, callId);
+          await policy.approve(identity, tool.def, args, callId);
         });
       } catch (err) {
         const error = toError(err, "INTERNAL");
@@ -187,6 +207,7 @@ export class Gateway {
       return await this.run(identity, callId, target, callArgs, options, log, rootCtx, root, started);
     } finally {
       root.end();
+      registry.release();
       this.finish();
     }
   }
@@ -283,8 +304,8 @@ export class Gateway {
 
   // --- stages -------------------------------------------------------------------------------
 
-  private visibleTools(identity: Identity, registry: ToolRegistry = this.registryRef): RegisteredTool[] {
-    return registry.tools.filter((t) => this.policy.canSee(identity, t.def));
+  private visibleTools(identity: Identity): RegisteredTool[] {
+    return this.registryRef.tools.filter((t) => this.policy.canSee(identity, t.def));
   }
 
   private entryFor(identity: Identity, tool: RegisteredTool): Tool {
@@ -294,26 +315,32 @@ export class Gateway {
       : tool.listEntry;
   }
 
-  private resolveTool(identity: Identity, name: string): RegisteredTool {
-    const tool = this.registryRef.get(name);
+  private resolveTool(
+    registry: ToolRegistry,
+    policy: CallPolicy,
+    identity: Identity,
+    name: string,
+  ): RegisteredTool {
+    const tool = registry.get(name);
     // Unknown and hidden tools get the very same error: a hidden tool's existence never leaks.
-    if (!tool || !this.policy.canSee(identity, tool.def)) {
+    if (!tool || !policy.canSee(identity, tool.def)) {
       throw new GatewayError("TOOL_NOT_FOUND", `unknown tool: ${name.slice(0, MAX_TOOL_NAME_IN_RECORD)}`);
     }
     return tool;
   }
 
   private checkArguments(
+    policy: CallPolicy,
     identity: Identity,
     tool: RegisteredTool,
     rawArgs: unknown,
   ): Record<string, unknown> {
     const args = rawArgs ?? {};
-    const visible = this.policy.visibleSchema?.(identity, tool.def) ?? tool.def.inputSchema;
+    const visible = policy.visibleSchema?.(identity, tool.def) ?? tool.def.inputSchema;
     // The agent is validated against the schema it was shown (claim-bound arguments are absent
     // from it); after the policy injected those, the final arguments must fit the tool's own schema.
     validateArguments(visible, args, tool.def.name);
-    const constrained = this.policy.constrain(identity, tool.def, args as Record<string, unknown>);
+    const constrained = policy.constrain(identity, tool.def, args as Record<string, unknown>);
     if (visible !== tool.def.inputSchema) validateArguments(tool.def.inputSchema, constrained, tool.def.name);
     return constrained;
   }
@@ -348,7 +375,7 @@ export class Gateway {
           reject(
             isGatewayError(controller.signal.reason)
               ? controller.signal.reason
-              : new GatewayError("INVALID_REQUEST", "the call was cancelled by the client"),
+              : new GatewayError("CANCELLED", "the call was cancelled by the client"),
           ),
         { once: true },
       );

@@ -57,6 +57,8 @@ export class ToolRegistry {
   readonly tools: readonly RegisteredTool[];
   readonly connectors: readonly Connector[];
   private readonly byName: Map<string, RegisteredTool>;
+  private active = 0;
+  private whenIdle: (() => void) | undefined;
 
   private constructor(tools: RegisteredTool[], connectors: Connector[]) {
     this.tools = tools;
@@ -69,7 +71,7 @@ export class ToolRegistry {
   }
 
   /** Throws ConfigError naming both sources of a colliding tool name, and every invalid name. */
-  static build(sources: readonly ConnectorSource[]): ToolRegistry {
+  static build(sources: readonly ConnectorSource[], withheld: ReadonlySet<string> = new Set()): ToolRegistry {
     const problems: ConfigProblem[] = [];
     const seen = new Map<string, string>();
     const tools: RegisteredTool[] = [];
@@ -94,6 +96,7 @@ export class ToolRegistry {
           continue;
         }
         seen.set(def.name, here);
+        if (withheld.has(def.name)) continue;
         tools.push({ def, connector, hash: toolHash(def), timeoutMs, listEntry: listEntry(def) });
       }
     }
@@ -103,6 +106,22 @@ export class ToolRegistry {
       tools,
       sources.map((s) => s.connector),
     );
+  }
+
+  /** A call started on this registry; its connectors stay open until every such call released it. */
+  acquire(): void {
+    this.active++;
+  }
+
+  release(): void {
+    this.active--;
+    if (this.active === 0) this.whenIdle?.();
+  }
+
+  /** Resolves once no call runs on this registry any more. */
+  idle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.whenIdle = resolve));
   }
 
   get(name: string): RegisteredTool | undefined {

@@ -9,7 +9,8 @@ import type { AddressInfo } from "node:net";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { Logger } from "pino";
 import type { HttpConfig } from "../config/schema.js";
-import { GatewayError, isGatewayError, safeJson, type Authenticator, type Identity } from "../core/index.js";
+import type { GatewayError } from "../core/index.js";
+import { isGatewayError, safeJson, type Authenticator, type Identity } from "../core/index.js";
 import type { Gateway } from "../gateway/gateway.js";
 import { createMcpSession } from "./mcp-server.js";
 

@@ -37,7 +37,8 @@ export function createMcpSession(options: SessionOptions): { server: Server; dis
     { name: options.serverName, version: SERVER_VERSION },
     { capabilities: { tools: { listChanged: true } }, instructions: INSTRUCTIONS },
   );
-  let lastIdentity: Identity | undefined;
+  // Over HTTP each request re-verifies its token; the session's own identity is the fallback.
+  let lastIdentity: Identity | undefined = options.identityOf(undefined);
 
   server.setRequestHandler(ListToolsRequestSchema, (request, extra) => {
     const identity = options.identityOf(extra.authInfo);
@@ -65,8 +66,8 @@ export function createMcpSession(options: SessionOptions): { server: Server; dis
 
   const unsubscribe = gateway.onRegistryChange((previous, next) => {
     if (!lastIdentity) return;
-    const before = gateway.visibleNames(lastIdentity, previous);
-    const after = gateway.visibleNames(lastIdentity, next);
+    const before = gateway.visibleFingerprint(lastIdentity, previous);
+    const after = gateway.visibleFingerprint(lastIdentity, next);
     if (before.length === after.length && before.every((n, i) => n === after[i])) return;
     server
       .sendToolListChanged()

@@ -191,3 +191,16 @@ describe("tool registry", () => {
     expect(registry.tools.map((t) => t.def.name)).toEqual(["m__c", "z__a", "z__b"]);
   });
 });
+
+describe("secrets in config errors", () => {
+  it("never shows the value of a credential-bearing field, only what is wrong", () => {
+    write(
+      "connectors/pg.json",
+      '{ "kind": "sql", "name": "pg", "engine": "postgres", "url": "http://admin:s3cret@db:5432/x", "query": { "enabled": true } }',
+    );
+    const problems = problemsOf(() => loadConnectors());
+    const text = problems.map((p) => p.message).join("\n");
+    expect(problems.some((p) => p.path === "url")).toBe(true);
+    expect(text).not.toContain("s3cret");
+  });
+});
