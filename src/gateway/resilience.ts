@@ -125,6 +125,7 @@ export function classifyFailure(err: unknown, signal: AbortSignal): Verdict {
     return isBackendFailure(signal.reason) ? "failure" : "neutral";
   }
   if (isBackendFailure(err)) return "failure";
+  if (isGatewayError(err) && err.code === "CANCELLED") return "neutral";
   if (isGatewayError(err) && (ANSWER_KINDS.has(err.kind) || err.kind === "upstream")) return "answered";
   return "neutral";
 }
@@ -452,7 +453,7 @@ function seconds(ms: number): number {
 function abortError(signal: AbortSignal): GatewayError {
   return isGatewayError(signal.reason)
     ? signal.reason
-    : new GatewayError("INVALID_REQUEST", "the call was cancelled by the client", { cause: signal.reason });
+    : new GatewayError("CANCELLED", "the call was cancelled by the client", { cause: signal.reason });
 }
 
 /**

@@ -180,6 +180,7 @@ describe("which failures count", () => {
     expect(classifyFailure(e("INVALID_ARGUMENTS"), live)).toBe("answered");
     expect(classifyFailure(e("INTERNAL"), live)).toBe("neutral");
     expect(classifyFailure(new Error("boom"), live)).toBe("neutral");
+    expect(classifyFailure(e("CANCELLED"), live)).toBe("neutral");
   });
 
   it("judges an aborted call by the abort's reason: budget spent counts, a cancellation does not", () => {
@@ -323,7 +324,7 @@ describe("UpstreamGuard circuit breaker against a real failing HTTP upstream", (
     const probe = g.execute("post", call("post"), client.signal);
     await expect.poll(() => upstream.count("post")).toBe(2);
     client.abort(new Error("client went away"));
-    expect((await failure(probe)).code).toBe("INVALID_REQUEST");
+    expect((await failure(probe)).code).toBe("CANCELLED");
     expect(g.state()).toBe("open");
   });
 
@@ -364,7 +365,7 @@ describe("UpstreamGuard circuit breaker against a real failing HTTP upstream", (
       const client = new AbortController();
       const pending = g.execute("read", call("read"), client.signal);
       setTimeout(() => client.abort(new Error("cancelled")), 20);
-      expect((await failure(pending)).code).toBe("INVALID_REQUEST");
+      expect((await failure(pending)).code).toBe("CANCELLED");
     }
     expect(g.state()).toBe("closed");
     expect(upstream.count("read")).toBe(4);
