@@ -13,9 +13,37 @@ import type { Redactor } from "./redact.js";
 
 export const RECORD_VERSION = 1;
 const MAX_DEPTH = 64;
+const LONE_SURROGATE = /\p{Cs}/u;
 
 export class RecordError extends Error {
   override readonly name = "RecordError";
+}
+
+/**
+ * RFC 8785 serialisation of an already-normalised JSON value (plain objects, arrays, strings,
+ * finite numbers, booleans, null). Same output as the `canonicalize` package, which the tests
+ * hold it to, without its per-member string rebuilding: this runs on every append. Key order is
+ * JavaScript's default sort, i.e. by UTF-16 code units, as RFC 8785 §3.2.3 requires; strings and
+ * numbers use JSON.stringify, whose output is RFC 8785's (§3.2.2.2, §3.2.2.3).
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + canonicalJson(value[i]);
+    return `${out}]`;
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  let out = "{";
+  let first = true;
+  for (const k of keys) {
+    const v = obj[k];
+    if (v === undefined) continue;
+    out += `${first ? "" : ","}${JSON.stringify(k)}:${canonicalJson(v)}`;
+    first = false;
+  }
+  return `${out}}`;
 }
 
 /** The columns kept beside each record so that queries do not parse the log. Verify recomputes them. */
@@ -51,6 +79,9 @@ export function normalizeJson(value: unknown, path: string, converted: string[],
   if (depth > MAX_DEPTH) throw new RecordError(`value nests deeper than ${MAX_DEPTH} levels at ${path}`);
   switch (typeof value) {
     case "string":
+      // RFC 8785 (I-JSON) has no room for lone surrogates; refusing beats recording a different string.
+      if (LONE_SURROGATE.test(value)) throw new RecordError(`string with a lone surrogate at ${path}`);
+      return value;
     case "boolean":
       return value;
     case "bigint":
@@ -74,6 +105,7 @@ export function normalizeJson(value: unknown, path: string, converted: string[],
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(value)) {
         if (v === undefined) continue;
+        if (LONE_SURROGATE.test(k)) throw new RecordError(`member name with a lone surrogate at ${path}`);
         out[k] = normalizeJson(v, /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`, converted, depth + 1);
       }
       return out;
@@ -136,13 +168,12 @@ export function prepareEvent(event: AuditEvent, opts: PrepareOptions): PreparedE
     if (redacted.length > 0) body.redacted = redacted.map((p) => `$.arguments${p.slice(1)}`);
   }
   if (converted.length > 0) body.numbersAsText = converted;
-  let canonical = canonicalize(body);
-  if (canonical === undefined) throw new RecordError("audit event cannot be serialised");
+  let canonical = canonicalJson(body);
   if (Buffer.byteLength(canonical) > opts.maxRecordBytes && body.arguments !== undefined) {
     // An oversized call is still recorded, with its arguments as a digest, rather than refused.
-    const argsText = canonicalize(body.arguments) ?? "";
+    const argsText = canonicalJson(body.arguments);
     body.arguments = { $omitted: true, bytes: Buffer.byteLength(argsText), sha256: sha256(argsText).toString("hex") };
-    canonical = canonicalize(body) ?? "";
+    canonical = canonicalJson(body);
   }
   if (Buffer.byteLength(canonical) > opts.maxRecordBytes) {
     throw new RecordError(`audit record is larger than maxRecordBytes (${opts.maxRecordBytes})`);

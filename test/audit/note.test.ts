@@ -54,3 +54,37 @@ describe("signed notes and checkpoints", () => {
     expect(() => parseCheckpointText("o\n1\nAAAA\n")).toThrow(/SHA-256/);
   });
 });
+
+describe("canonical JSON", () => {
+  it("serialises exactly like the RFC 8785 reference package", async () => {
+    const { canonicalJson } = await import("../../src/audit/record.js");
+    const { default: canonicalize } = await import("canonicalize");
+    const samples: unknown[] = [
+      { b: 1, a: [true, false, null, "x"], "": 0, é: "é", "\u20ac": 1, "\ud83d\ude00": 2, A: { z: -0, y: 1e21, x: 1e-7 } },
+      { numbers: [0, -1, 1.5, 333333333.3333333, 9007199254740991, 5e-324, 1.7976931348623157e308, 0.1 + 0.2] },
+      { s: 'quote " backslash \\ control \u0001 \n \t line\u2028sep pair \ud83d\ude00' },
+      [[], {}, [{}], { a: [] }],
+      "plain",
+      42,
+    ];
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const gen = (depth: number): unknown => {
+      const r = rand();
+      if (depth > 3 || r < 0.3) return [rand() * 1e6 - 5e5, `s${Math.floor(rand() * 1e4)}\u00e9`, rand() < 0.5, null][Math.floor(rand() * 4)];
+      if (r < 0.6) return Array.from({ length: Math.floor(rand() * 4) }, () => gen(depth + 1));
+      const o: Record<string, unknown> = {};
+      for (let i = 0; i < 4; i++) o[String.fromCharCode(0x41 + Math.floor(rand() * 0x300))] = gen(depth + 1);
+      return o;
+    };
+    for (let i = 0; i < 300; i++) samples.push(gen(0));
+    for (const v of samples) expect(canonicalJson(v)).toBe(canonicalize(v));
+  });
+
+  it("refuses lone surrogates, which RFC 8785 cannot represent", async () => {
+    const { normalizeJson } = await import("../../src/audit/record.js");
+    expect(() => normalizeJson({ a: "x\ud800y" }, "$", [])).toThrow(/lone surrogate at \$\.a/);
+    expect(() => normalizeJson({ ["\udc00"]: 1 }, "$", [])).toThrow(/lone surrogate/);
+    expect(normalizeJson({ a: "\ud83d\ude00" }, "$", [])).toEqual({ a: "\ud83d\ude00" });
+  });
+});
