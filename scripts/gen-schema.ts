@@ -74,7 +74,7 @@ let stale = 0;
 for (const t of targets) {
   const text = t.render();
   if (check) {
-    let current = "";
+    let current: string;
     try {
       current = readFileSync(t.file, "utf8");
     } catch {

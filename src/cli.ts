@@ -5,8 +5,8 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { loadGatewayConfig, DEFAULT_CONFIG_FILE, type LoadedGatewayConfig } from "./config/load.js";
 import { createLogger, safeJson, type Identity, type Logger } from "./core/index.js";
 import { startDemo, type DemoBackend } from "./demo/index.js";
-import { startHttpServer, isLoopbackHost, type RunningHttpServer } from "./server/http.js";
-import { routesFor } from "./server/routes.js";
+import type { RunningHttpServer } from "./server/http.js";
+import { startHttp } from "./server/serve-http.js";
 import { describeStartupError, startRuntime, type Runtime } from "./server/runtime.js";
 import { serveStdio, stdioIdentity } from "./server/stdio.js";
 import { startTracing } from "./server/tracing.js";
@@ -170,42 +170,6 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
       stopping = true;
       void stop("stdin closed").then(() => resolveExit(0));
     });
-  });
-}
-
-async function startHttp(runtime: Runtime, logger: Logger): Promise<RunningHttpServer> {
-  const { config } = runtime.loaded;
-  const http = config.transports.http;
-  let localIdentity: Identity | undefined;
-  if (config.identity.local?.overHttp) {
-    if (!isLoopbackHost(http.host)) {
-      throw new Error(
-        `identity.local.overHttp is only allowed when transports.http.host is a loopback address (it is ${http.host}); configure identity.jwt for remote callers`,
-      );
-    }
-    localIdentity = runtime.localIdentity;
-    logger.warn(
-      { subject: localIdentity?.subject },
-      "HTTP requests without a token act as the local identity (development only)",
-    );
-  }
-  if (!runtime.authenticator && !localIdentity) {
-    throw new Error(
-      "HTTP needs an identity: configure identity.jwt (bearer tokens), or identity.local with overHttp: true for loopback development",
-    );
-  }
-  return startHttpServer({
-    gateway: runtime.gateway,
-    config: http,
-    serverName: config.server.name,
-    logger,
-    ...(runtime.authenticator ? { authenticator: runtime.authenticator } : {}),
-    ...(config.identity.jwt ? { issuer: config.identity.jwt.issuer } : {}),
-    ...(localIdentity ? { localIdentity } : {}),
-    routes: routesFor(runtime),
-    ready: () => runtime.readiness(),
-    ...(config.observability.metrics ? { metrics: () => runtime.metrics.render() } : {}),
-    ...(config.observability.metricsScope ? { metricsScope: config.observability.metricsScope } : {}),
   });
 }
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { auditSchema } from "./audit-schema.js";
 import { identitySchema } from "./identity-schema.js";
+import { loopGuardSchema } from "../gateway/loop-guard.js";
 
 const httpSchema = z
   .object({
@@ -71,6 +72,11 @@ export const limitsSchema = z
       .min(0)
       .default(10_000)
       .describe("On SIGTERM/SIGINT, how long in-flight calls may finish, in milliseconds."),
+    loopGuard: loopGuardSchema
+      .prefault({})
+      .describe(
+        "Refuses the same identity repeating the same call (same tool, same arguments) too often: an agent stuck in a loop.",
+      ),
   })
   .strict();
 

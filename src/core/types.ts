@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { z } from "zod";
+import type { ResilienceConfig } from "./connector-config.js";
 
 /** A JSON Schema object, as MCP carries it in `inputSchema` / `outputSchema`. */
 export type JsonSchema = { [key: string]: unknown };
@@ -113,6 +114,7 @@ export interface ConnectorConfigBase {
   timeoutMs?: number | undefined;
   required?: boolean | undefined;
   pinTools?: boolean | undefined;
+  resilience?: ResilienceConfig | undefined;
 }
 
 export interface ConnectorFactory<C extends ConnectorConfigBase = ConnectorConfigBase> {

@@ -29,6 +29,7 @@ import {
   type GatewayMetrics,
 } from "./telemetry.js";
 import { validateArguments } from "./validate.js";
+import { loopSubject, type LoopGuard, type LoopTicket } from "./loop-guard.js";
 import type { Context, Span } from "@opentelemetry/api";
 
 export interface GatewayOptions {
@@ -40,6 +41,8 @@ export interface GatewayOptions {
   metrics?: GatewayMetrics;
   /** Record argument values on spans (off by default: arguments may be personal data). */
   traceArguments?: boolean;
+  /** Refuses the same call repeated too often (an agent stuck in a loop). */
+  loopGuard?: LoopGuard;
 }
 
 export interface CallOptions {
@@ -59,6 +62,23 @@ export type RegistryListener = (
 
 const MAX_TOOL_NAME_IN_RECORD = 128;
 
+/** Failures that are not the agent's doing: a retry of the same call is the right move, not a loop. */
+const RETRYABLE_CODES = new Set([
+  "BUSY",
+  "UPSTREAM_UNAVAILABLE",
+  "UPSTREAM_TIMEOUT",
+  "AUDIT_UNAVAILABLE",
+  "SHUTTING_DOWN",
+  "CANCELLED",
+]);
+
+function errorCodeOf(result: CallToolResult): string | undefined {
+  if (!result.isError) return undefined;
+  const first = result.content[0];
+  const text = first && first.type === "text" ? first.text : "";
+  return /^([A-Z_]+):/.exec(text)?.[1];
+}
+
 /**
  * The invocation pipeline, in the order of ARCHITECTURE.md. Every call passes through `callTool`
  * and nowhere else; each stage is a method so the order is visible in one place.
@@ -71,6 +91,7 @@ export class Gateway {
   private readonly logger: Logger;
   readonly metrics: GatewayMetrics | undefined;
   private readonly traceArguments: boolean;
+  private readonly loopGuard: LoopGuard | undefined;
   private readonly listeners = new Set<RegistryListener>();
   private inFlightCount = 0;
   private drained: (() => void) | undefined;
@@ -84,6 +105,7 @@ export class Gateway {
     this.logger = options.logger;
     this.metrics = options.metrics;
     this.traceArguments = options.traceArguments ?? false;
+    this.loopGuard = options.loopGuard;
   }
 
   get registry(): ToolRegistry {
@@ -165,6 +187,7 @@ export class Gateway {
     const started = performance.now();
     let tool: RegisteredTool | undefined;
     let args: Record<string, unknown> | undefined;
+    let loopTicket: LoopTicket | undefined;
     try {
       try {
         await inSpan("authorize", rootCtx, {}, async () => {
@@ -173,13 +196,16 @@ export class Gateway {
           tool = this.resolveTool(registry, policy, identity, name);
           // 3. Arguments: schema, then the scope's constraints and claim-bound arguments.
           args = this.checkArguments(policy, identity, tool, rawArgs);
-          // 4. Rate limits and budgets.
+          // 4. Loop guard, rate limits and budgets.
+          loopTicket = this.loopGuard?.check(loopSubject(identity), tool.def.name, args);
           await policy.admit(identity, tool.def, args);
           // 5. Human approval, bound to these exact arguments.
           await policy.approve(identity, tool.def, args, callId);
         });
       } catch (err) {
         const error = toError(err, "INTERNAL");
+        // A call refused for another reason must not count towards the loop guard.
+        if (error.code !== "DENIED_LOOP") this.loopGuard?.release(loopTicket);
         const known = tool as RegisteredTool | undefined;
         await this.recordRefusal(
           identity,
@@ -204,7 +230,12 @@ export class Gateway {
         "portcullis.connector_kind": target.connector.kind,
       });
       if (this.traceArguments) root.setAttribute("portcullis.arguments", safeJson(callArgs));
-      return await this.run(identity, callId, target, callArgs, options, log, rootCtx, root, started);
+      const result = await this.run(identity, callId, target, callArgs, options, log, rootCtx, root, started);
+      // Following our own "retry after" advice must not look like a loop.
+      const code =
+        (result._meta?.["portcullis/error"] as { code?: string } | undefined)?.code ?? errorCodeOf(result);
+      if (code !== undefined && RETRYABLE_CODES.has(code)) this.loopGuard?.release(loopTicket);
+      return result;
     } finally {
       root.end();
       registry.release();
@@ -381,17 +412,23 @@ export class Gateway {
       );
     });
     try {
-      const work = tool.connector.invoke(
-        { tool: tool.def, arguments: args },
-        {
-          callId,
-          identity,
-          signal: controller.signal,
-          timeoutMs,
-          logger: log,
-          ...(options.traceparent ? { traceparent: options.traceparent } : {}),
-        },
-      );
+      const call = { tool: tool.def, arguments: args };
+      const ctx = (signal: AbortSignal) => ({
+        callId,
+        identity,
+        signal,
+        timeoutMs,
+        logger: log,
+        ...(options.traceparent ? { traceparent: options.traceparent } : {}),
+      });
+      // The bulkhead and breakers wrap only the upstream call; the timer above covers queueing too.
+      const work = tool.guard
+        ? tool.guard.execute(
+            tool.def.name,
+            (signal) => tool.connector.invoke(call, ctx(signal)),
+            controller.signal,
+          )
+        : tool.connector.invoke(call, ctx(controller.signal));
       // A connector that ignores its signal must not hold the agent past the budget.
       work.catch(() => undefined);
       return await Promise.race([work, timeout, cancelled]);

@@ -3,6 +3,7 @@ import canonicalize from "canonicalize";
 import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import { ConfigError, type ConfigProblem } from "../config/load-file.js";
 import { TOOL_NAME_PATTERN, type Connector, type ToolDefinition } from "../core/index.js";
+import type { UpstreamGuard } from "./resilience.js";
 
 export interface RegisteredTool {
   readonly def: ToolDefinition;
@@ -11,6 +12,8 @@ export interface RegisteredTool {
   readonly hash: string;
   /** Upstream time budget for this tool's calls, in milliseconds. */
   readonly timeoutMs: number;
+  /** The connector's bulkhead and circuit breakers; calls keep the guard they started with. */
+  readonly guard: UpstreamGuard | undefined;
   /** The tools/list entry with the tool's own schema (identities may see a narrowed one). */
   readonly listEntry: Tool;
 }
@@ -20,6 +23,7 @@ export interface ConnectorSource {
   /** Where the connector was declared, for collision messages. */
   file: string;
   timeoutMs: number;
+  guard?: UpstreamGuard;
 }
 
 export function toolHash(def: ToolDefinition): string {
@@ -75,7 +79,7 @@ export class ToolRegistry {
     const problems: ConfigProblem[] = [];
     const seen = new Map<string, string>();
     const tools: RegisteredTool[] = [];
-    for (const { connector, file, timeoutMs } of sources) {
+    for (const { connector, file, timeoutMs, guard } of sources) {
       for (const def of connector.tools()) {
         if (!TOOL_NAME_PATTERN.test(def.name)) {
           problems.push({
@@ -97,7 +101,7 @@ export class ToolRegistry {
         }
         seen.set(def.name, here);
         if (withheld.has(def.name)) continue;
-        tools.push({ def, connector, hash: toolHash(def), timeoutMs, listEntry: listEntry(def) });
+        tools.push({ def, connector, hash: toolHash(def), timeoutMs, guard, listEntry: listEntry(def) });
       }
     }
     if (problems.length > 0) throw new ConfigError(problems);

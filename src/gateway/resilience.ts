@@ -11,86 +11,16 @@ import {
   type IDisposable,
 } from "cockatiel";
 import type { Logger } from "pino";
-import { z } from "zod";
-import { GatewayError, isGatewayError } from "../core/index.js";
+import {
+  GatewayError,
+  isGatewayError,
+  resilienceSchema,
+  type ResilienceConfig,
+  type ResilienceInput,
+} from "../core/index.js";
 import type { GatewayMetrics } from "./telemetry.js";
 
-const breakerSchema = z
-  .object({
-    consecutiveFailures: z
-      .number()
-      .int()
-      .min(1)
-      .max(1000)
-      .default(5)
-      .describe(
-        "The connector's circuit opens after this many consecutive backend failures across all its tools.",
-      ),
-    halfOpenAfterMs: z
-      .number()
-      .int()
-      .min(1)
-      .max(3_600_000)
-      .default(10_000)
-      .describe(
-        "How long an open circuit (connector or tool) fails fast before one trial call may test the upstream, in milliseconds.",
-      ),
-  })
-  .strict();
-
-const perToolSchema = z
-  .object({
-    maxConcurrent: z
-      .number()
-      .int()
-      .min(1)
-      .max(10_000)
-      .optional()
-      .describe(
-        "Calls of one tool in flight at most (a bulkhead per tool, queueing up to maxQueue). Default: no per-tool limit.",
-      ),
-    consecutiveFailures: z
-      .number()
-      .int()
-      .min(1)
-      .max(1000)
-      .default(3)
-      .describe(
-        "A tool's own circuit opens after this many consecutive backend failures of that tool. Keep it below breaker.consecutiveFailures so that one broken operation, called alone, opens only its own circuit.",
-      ),
-  })
-  .strict();
-
-/**
- * The `resilience` block of a connector file. Retries are deliberately absent: connectors retry
- * themselves, and only operations they know to be idempotent.
- */
-export const resilienceSchema = z
-  .object({
-    maxConcurrent: z
-      .number()
-      .int()
-      .min(1)
-      .max(10_000)
-      .default(32)
-      .describe("Calls to this connector in flight at most (bulkhead)."),
-    maxQueue: z
-      .number()
-      .int()
-      .min(0)
-      .max(100_000)
-      .default(64)
-      .describe(
-        "Calls waiting for a free slot at most; beyond that a call is refused at once with BUSY. Waiting counts against the call's timeout.",
-      ),
-    perTool: perToolSchema.prefault({}),
-    breaker: breakerSchema.prefault({}),
-  })
-  .strict()
-  .describe("Bulkheads and circuit breakers for this connector's upstream.");
-
-export type ResilienceConfig = z.output<typeof resilienceSchema>;
-export type ResilienceInput = z.input<typeof resilienceSchema>;
+export { resilienceSchema, type ResilienceConfig, type ResilienceInput };
 
 export type CircuitStateName = "closed" | "open" | "half-open";
 

@@ -8,16 +8,21 @@ import { loadConnectorFiles, type ConnectorFileEntry, type LoadedGatewayConfig }
 import { connectorFactories, factoryFor } from "../connectors/index.js";
 import {
   isGatewayError,
+  resilienceSchema,
+  type ResilienceConfig,
   type AuditSink,
   type Authenticator,
   type CallPolicy,
   type Connector,
   type Identity,
+  type ToolDefinition,
 } from "../core/index.js";
 import { Gateway } from "../gateway/gateway.js";
 import { PinStore } from "../gateway/pins.js";
 import { ToolRegistry, toolHash, type ConnectorSource } from "../gateway/registry.js";
 import { GatewayMetrics } from "../gateway/telemetry.js";
+import { LoopGuard } from "../gateway/loop-guard.js";
+import { UpstreamGuard } from "../gateway/resilience.js";
 import { createGovernance, type Governance } from "./governance.js";
 
 export interface ConnectorStatus {
@@ -52,6 +57,9 @@ export interface ReloadReport {
 
 interface LiveConnector {
   entry: ConnectorFileEntry;
+  /** The connector's bulkhead and breakers; kept across reloads while its resilience block is unchanged. */
+  guard: UpstreamGuard | undefined;
+  resilienceHash: string;
   /** Digest of the connector's validated config: an unchanged file keeps its running connector. */
   configHash: string;
   connector: Connector | undefined;
@@ -81,10 +89,11 @@ export class Runtime {
     live: Map<string, LiveConnector>,
     registry: ToolRegistry,
     pins: PinStore,
+    metrics: GatewayMetrics,
   ) {
     this.live = live;
     this.pins = pins;
-    this.metrics = new GatewayMetrics();
+    this.metrics = metrics;
     this.gateway = new Gateway({
       registry,
       policy: governance.policy,
@@ -93,13 +102,15 @@ export class Runtime {
       logger,
       metrics: this.metrics,
       traceArguments: loaded.config.observability.traceArguments,
+      loopGuard: new LoopGuard(loaded.config.limits.loopGuard, { logger }),
     });
   }
 
   static async start(loaded: LoadedGatewayConfig, logger: Logger): Promise<Runtime> {
     const pins = new PinStore(join(loaded.auditDir, "pins.json"));
+    const metrics = new GatewayMetrics();
     const entries = readConnectorFiles(loaded);
-    const live = await startConnectors(loaded, entries, new Map(), logger, false);
+    const live = await startConnectors(loaded, entries, new Map(), logger, false, metrics);
     const retire = async (): Promise<void> => {
       await Promise.allSettled([...live.values()].map((l) => l.connector?.close()));
     };
@@ -110,7 +121,7 @@ export class Runtime {
         registry.tools.map((t) => t.def),
         logger,
       );
-      const runtime = new Runtime(loaded, governance, logger, live, registry, pins);
+      const runtime = new Runtime(loaded, governance, logger, live, registry, pins, metrics);
       logger.info(
         { connectors: runtime.statuses.map((s) => `${s.name}(${s.kind}):${s.state}`), tools: registry.size },
         "gateway ready",
@@ -185,19 +196,29 @@ export class Runtime {
       if (err instanceof ConfigError) return fail([...err.problems]);
       throw err;
     }
-    const next = await startConnectors(this.loaded, entries, this.live, log, options.force ?? false);
+    const next = await startConnectors(
+      this.loaded,
+      entries,
+      this.live,
+      log,
+      options.force ?? false,
+      this.metrics,
+    );
     const fresh = [...next.values()].filter(
       (l) => l.connector && this.live.get(l.entry.name)?.connector !== l.connector,
     );
+    const keptGuards = new Set([...this.live.values()].map((l) => l.guard));
     const discardFresh = async (): Promise<void> => {
+      for (const l of next.values()) if (!keptGuards.has(l.guard)) l.guard?.dispose();
       await Promise.allSettled(fresh.map((l) => l.connector?.close()));
     };
     let registry: ToolRegistry;
     let changes: ToolChange[];
     let policy: CallPolicy;
     try {
-      ({ registry, changes } = buildRegistry(next, this.pins, this.gateway.registry, reason));
-      policy = this.governance.rebuildPolicy(registry.tools.map((t) => t.def));
+      let allTools: ToolDefinition[];
+      ({ registry, changes, allTools } = buildRegistry(next, this.pins, this.gateway.registry, reason));
+      policy = this.governance.rebuildPolicy(allTools);
     } catch (err) {
       await discardFresh();
       if (err instanceof ConfigError) return fail([...err.problems]);
@@ -206,6 +227,10 @@ export class Runtime {
     const previous = this.gateway.registry;
     const retired = [...this.live.values()].filter(
       (l) => l.connector && ![...next.values()].some((n) => n.connector === l.connector),
+    );
+    const nextGuards = new Set([...next.values()].map((l) => l.guard));
+    const retiredGuards = [...this.live.values()].flatMap((l) =>
+      l.guard && !nextGuards.has(l.guard) ? [l.guard] : [],
     );
     this.live = next;
     this.gateway.setRegistry(registry, policy);
@@ -227,7 +252,10 @@ export class Runtime {
         .catch((err: unknown) => log.error({ err }, "audit record of a tool change could not be written"));
     }
     // Connectors no longer served close once the calls that started on them have finished.
-    void previous.idle().then(() => Promise.allSettled(retired.map((l) => l.connector?.close())));
+    void previous.idle().then(() => {
+      for (const g of retiredGuards) g.dispose();
+      return Promise.allSettled(retired.map((l) => l.connector?.close()));
+    });
     log.info({ tools: registry.size, changes: changes.length }, "configuration reloaded");
     return {
       ok: true,
@@ -295,6 +323,9 @@ export class Runtime {
             ok: false,
             detail: `failed to start: ${l.status.error}`,
           };
+        if (l.guard?.state() === "open") {
+          return { name: l.entry.name, required: l.status.required, ok: false, detail: "down: circuit open" };
+        }
         try {
           const h = await l.connector.health();
           return {
@@ -324,6 +355,7 @@ export class Runtime {
     for (const w of this.watchers) w.close();
     await this.reloading.catch(() => undefined);
     await Promise.allSettled(this.connectors.map((c) => c.close()));
+    for (const l of this.live.values()) l.guard?.dispose();
     await this.governance.close();
   }
 }
@@ -357,11 +389,18 @@ async function startConnectors(
   current: ReadonlyMap<string, LiveConnector>,
   logger: Logger,
   force: boolean,
+  metrics: GatewayMetrics,
 ): Promise<Map<string, LiveConnector>> {
   const results = await Promise.all(
     entries.map(async (entry): Promise<LiveConnector> => {
       const configHash = configDigest(entry.config);
-      const config = entry.config as { timeoutMs?: number; required?: boolean };
+      const config = entry.config as {
+        timeoutMs?: number;
+        required?: boolean;
+        resilience?: ResilienceConfig;
+      };
+      const resilience = config.resilience ?? resilienceSchema.parse({});
+      const resilienceHash = configDigest(resilience);
       const timeoutMs = config.timeoutMs ?? loaded.config.limits.callTimeoutMs;
       const base = {
         name: entry.name,
@@ -371,6 +410,11 @@ async function startConnectors(
       };
       const existing = current.get(entry.name);
       if (!force && existing?.connector && existing.configHash === configHash) return { ...existing, entry };
+      // An open circuit survives an unrelated edit of the connector file.
+      const guard =
+        existing?.guard && existing.resilienceHash === resilienceHash
+          ? existing.guard
+          : new UpstreamGuard(entry.name, resilience, metrics, logger.child({ connector: entry.name }));
       try {
         const connector = await factoryFor(entry.kind)!.create(entry.config as never, {
           baseDir: loaded.connectorsDir,
@@ -381,6 +425,8 @@ async function startConnectors(
           configHash,
           connector,
           timeoutMs,
+          guard,
+          resilienceHash,
           status: { ...base, state: "up", tools: connector.tools().length },
         };
       } catch (err) {
@@ -396,6 +442,8 @@ async function startConnectors(
           configHash,
           connector: undefined,
           timeoutMs,
+          guard,
+          resilienceHash,
           status: { ...base, state: "failed", tools: 0, error: message },
         };
       }
@@ -410,12 +458,17 @@ function buildRegistry(
   pins: PinStore,
   previous: ToolRegistry | undefined,
   reason: string,
-): { registry: ToolRegistry; changes: ToolChange[] } {
+): { registry: ToolRegistry; changes: ToolChange[]; allTools: ToolDefinition[] } {
   const sources: ConnectorSource[] = [];
   const withheld = new Set<string>();
   for (const l of live.values()) {
     if (!l.connector) continue;
-    sources.push({ connector: l.connector, file: l.entry.file, timeoutMs: l.timeoutMs });
+    sources.push({
+      connector: l.connector,
+      file: l.entry.file,
+      timeoutMs: l.timeoutMs,
+      ...(l.guard ? { guard: l.guard } : {}),
+    });
     if (!(l.entry.config as { pinTools?: boolean }).pinTools) continue;
     for (const def of l.connector.tools()) {
       const hash = toolHash(def);
@@ -447,7 +500,10 @@ function buildRegistry(
       if (!previous.get(name) && !withheld.has(name)) changes.push({ tool: name, change: "added", hash });
     }
   }
-  return { registry, changes };
+  // Manifests are checked against every tool, withheld ones included: pinning must not turn a
+  // valid manifest into a load error.
+  const allTools = sources.flatMap((s) => [...s.connector.tools()]);
+  return { registry, changes, allTools };
 }
 
 /** Renders a ConfigError for a terminal: one problem per line. */
