@@ -95,16 +95,19 @@ export function flags<T extends NonNullable<ParseArgsConfig["options"]>>(argv: s
 
 async function prepare(
   env: CliEnv,
+  quiet = true,
 ): Promise<{ loaded: LoadedGatewayConfig; logger: Logger; demo: DemoBackend | undefined }> {
   const loaded = loadGatewayConfig(env.configPath);
-  const logger = createLogger(loaded.config.logging.level);
+  const level = loaded.config.logging.level;
+  // One-shot commands print their answer on stdout; routine startup chatter would drown it.
+  const logger = createLogger(quiet && (level === "info" || level === "debug") ? "warn" : level);
   const demo = loaded.config.demo.enabled ? await startDemo({ repoRoot: REPO_ROOT, logger }) : undefined;
   return { loaded, logger, demo };
 }
 
 async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
   const { values } = flags(argv, { http: { type: "boolean" }, stdio: { type: "boolean" } });
-  const { loaded, logger, demo } = await prepare(env);
+  const { loaded, logger, demo } = await prepare(env, false);
   const { config } = loaded;
   const mode = values.stdio
     ? "stdio"
