@@ -7,8 +7,9 @@ import {
   verifySubtreeConsistency,
   verifySubtreeInclusion,
 } from "../../src/audit/merkle-verify.js";
+import { fixture } from "../helpers/fixtures.js";
 
-const ROOT = "/work/shared/fixtures/rfc6962-vectors";
+const ROOT = fixture("rfc6962-vectors");
 
 function files(dir: string): string[] {
   const out: string[] = [];

@@ -5,8 +5,9 @@ import type { RestConnector } from "../../../src/connectors/rest/index.js";
 import { TOOL_NAME_PATTERN } from "../../../src/core/index.js";
 import { connectorContract } from "../../helpers/connector-contract.js";
 import { call, makeConnector, sendJson, startServer, type TestServer } from "./helpers.js";
+import { fixture } from "../../helpers/fixtures.js";
 
-const PETSTORE = "/work/shared/fixtures/petstore-openapi-3.0.yaml";
+const PETSTORE = fixture("petstore-openapi-3.0.yaml");
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 const pet = { id: 10, name: "doggie", photoUrls: ["https://example.test/d.jpg"], status: "available" };
 

@@ -4,6 +4,7 @@ import { soapFactory } from "../../../src/connectors/soap/index.js";
 import { connectorContract, findTool, testContext } from "../../helpers/connector-contract.js";
 import { testLogger } from "../../helpers/logger.js";
 import { NUMBER_CONVERSION_WSDL, startSoapServer, type SoapTestServer } from "./soap-server.js";
+import { SHARED_FIXTURES } from "../../helpers/fixtures.js";
 
 const WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
 
@@ -26,7 +27,7 @@ async function connect(url: string, extra: Record<string, unknown> = {}): Promis
     operations: { NumberToWords: { readOnly: true }, NumberToDollars: { readOnly: true } },
     ...extra,
   });
-  return soapFactory.create(config, { baseDir: "/work/shared/fixtures", logger: testLogger });
+  return soapFactory.create(config, { baseDir: SHARED_FIXTURES, logger: testLogger });
 }
 
 describe("soap connector: number-conversion.wsdl (SOAP 1.1 and 1.2 bindings of one portType)", () => {

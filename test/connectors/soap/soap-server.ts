@@ -8,9 +8,10 @@ import {
 } from "node:http";
 import type { AddressInfo } from "node:net";
 import soap from "soap";
+import { fixture } from "../../helpers/fixtures.js";
 
 export const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
-export const NUMBER_CONVERSION_WSDL = "/work/shared/fixtures/number-conversion.wsdl";
+export const NUMBER_CONVERSION_WSDL = fixture("number-conversion.wsdl");
 
 export interface SoapTestServer {
   readonly url: string;
