@@ -44,6 +44,7 @@ export type AuditEventType =
   | "approval.denied"
   | "approval.expired"
   | "admin.change"
+  | "admin.refused"
   | "tool.changed";
 
 /** What the gateway hands the audit log. The audit module canonicalises, redacts and chains it. */

@@ -10,7 +10,13 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import type { Logger } from "pino";
 import type { HttpConfig } from "../config/schema.js";
 import type { GatewayError } from "../core/index.js";
-import { isGatewayError, safeJson, type Authenticator, type Identity } from "../core/index.js";
+import {
+  isGatewayError,
+  safeJson,
+  type AuditSink,
+  type Authenticator,
+  type Identity,
+} from "../core/index.js";
 import type { Gateway } from "../gateway/gateway.js";
 import { createMcpSession } from "./mcp-server.js";
 
@@ -44,6 +50,8 @@ export interface HttpServerOptions {
   /** Readiness: connectors' and the audit log's health. */
   ready?: () => Promise<{ ready: boolean; detail: Record<string, unknown> }>;
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Records refused admin/audit requests (an identity without the route's scope). */
+  audit?: AuditSink;
   /** When set, /metrics needs a bearer token holding this scope. */
   metricsScope?: string;
 }
@@ -134,6 +142,24 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     if (route) {
       checkOrigin(req);
       const identity = await authenticate(req);
+      if (!identity.scopes.includes(route.scope)) {
+        // Probing the admin surface without the scope is itself worth a record.
+        await options.audit
+          ?.append({
+            type: "admin.refused",
+            time: new Date().toISOString(),
+            identity: {
+              subject: identity.subject,
+              scopes: identity.scopes,
+              ...(identity.clientId ? { clientId: identity.clientId } : {}),
+            },
+            decision: { allowed: false, code: "FORBIDDEN", reason: `needs the "${route.scope}" scope` },
+            detail: { method: req.method ?? "", path: url.pathname.slice(0, 256) },
+          })
+          .catch((err: unknown) =>
+            logger.error({ err }, "audit record of a refused admin request could not be written"),
+          );
+      }
       requireScope(identity, route.scope);
       const body = req.method === "GET" || req.method === "HEAD" ? undefined : await readJsonBody(req);
       return route.handler(req, res, { identity, url, body });

@@ -39,6 +39,7 @@ export async function startHttp(
     ...(config.identity.jwt ? { issuer: config.identity.jwt.issuer } : {}),
     ...(localIdentity ? { localIdentity } : {}),
     routes: routesFor(runtime),
+    audit: runtime.audit,
     ready: () => runtime.readiness(),
     ...(config.observability.metrics ? { metrics: () => runtime.metrics.render() } : {}),
     ...(config.observability.metricsScope ? { metricsScope: config.observability.metricsScope } : {}),
