@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { SignedCheckpoint } from "./checkpoint.js";
+import { peekCheckpoint, type SignedCheckpoint } from "./checkpoint.js";
 import { toBase64 } from "./hash.js";
 
 /**
@@ -35,6 +35,14 @@ async function writeDurably(file: string, data: string, flags: "a" | "w"): Promi
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+function sizeOf(note: string): number {
+  try {
+    return peekCheckpoint(note).size;
+  } catch {
+    return -1;
   }
 }
 
@@ -91,6 +99,10 @@ export class ExternalCheckpointPublisher {
       .map((cp) => JSON.stringify({ size: cp.size, time: cp.time, root: toBase64(cp.root), note: cp.note }))
       .join("\n");
     await writeDurably(join(dir, HISTORY_FILE), `${lines}\n`, "a");
+    // Another gateway process on the same log may have published a larger tree already; the
+    // latest file must not go backwards (the history file keeps both).
+    const current = await readFile(join(dir, LATEST_FILE), "utf8").catch(() => undefined);
+    if (current !== undefined && sizeOf(current) > latest.size) return;
     const tmp = join(dir, `.${LATEST_FILE}.${process.pid}.tmp`);
     await writeDurably(tmp, latest.note, "w");
     await rename(tmp, join(dir, LATEST_FILE));

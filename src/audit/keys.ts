@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { AuditConfig } from "../config/audit-schema.js";
@@ -30,6 +31,26 @@ export function writeNewKey(dir: string, name: string): KeyFiles {
   return { privateFile: `${base}.key`, publicFile: `${base}.pub`, verifier: key.verifier, id: key.id };
 }
 
+/**
+ * Creates `file` with `text` (mode 0600) only if it does not exist, atomically: the key is written
+ * to a private temporary file and hard-linked into place, so a concurrent reader never sees a
+ * half-written key. Returns false when the file already existed.
+ */
+function createKeyFile(file: string, text: string): boolean {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600, flag: "wx" });
+  try {
+    chmodSync(tmp, 0o600);
+    linkSync(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  } finally {
+    unlinkSync(tmp);
+  }
+}
+
 export function loadSigner(config: AuditConfig, auditDir: string, origin: string, logger?: Logger): NoteSigner {
   const { signing } = config;
   try {
@@ -44,8 +65,10 @@ export function loadSigner(config: AuditConfig, auditDir: string, origin: string
     }
     const key = generateNoteKey(signing.keyName ?? origin);
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    writeFileSync(file, `${key.signer}\n`, { mode: 0o600, flag: "wx" });
-    chmodSync(file, 0o600);
+    if (!createKeyFile(file, `${key.signer}\n`)) {
+      // Another gateway process on this directory generated it first: both must sign with one key.
+      return parseSignerKey(readFileSync(file, "utf8"));
+    }
     writeFileSync(`${file}.pub`, `${key.verifier}\n`, { mode: 0o644 });
     logger?.warn(
       { keyFile: file, verifierKey: key.verifier },

@@ -8,8 +8,8 @@ import { CompactRange, type CompletedNode } from "./merkle-tree.js";
 import type { NoteSigner, NoteVerifier } from "./note.js";
 import { composeRecord, prepareEvent, type PreparedEvent } from "./record.js";
 import type { Redactor } from "./redact.js";
-import { AuditReader } from "./reader.js";
-import { AppendConflictError, type NewRecord, type SqliteAuditStore } from "./store.js";
+import { AuditReader, checkpointOf } from "./reader.js";
+import type { NewRecord, SqliteAuditStore } from "./store.js";
 
 interface Pending {
   readonly prepared: PreparedEvent;
@@ -43,7 +43,6 @@ export interface AuditHealth {
 /** Why SQLite refused, in words an operator can act on (never the raw driver message with paths). */
 export function describeStoreError(err: unknown): string {
   const code = (err as { code?: unknown }).code;
-  if (err instanceof AppendConflictError) return "another process is writing to the same audit file";
   if (typeof code !== "string") return "unexpected error";
   if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) return `the database is locked (${code})`;
   if (code === "SQLITE_FULL") return "the disk or the configured size limit is full (SQLITE_FULL)";
@@ -57,6 +56,12 @@ export function describeStoreError(err: unknown): string {
  * The audit log a gateway writes to. `append` resolves once the record is committed with
  * synchronous=FULL. Appends made while a transaction is being written are queued and committed
  * together in the next one (group commit): one fsync for many records.
+ *
+ * Several processes may write to one file (an HTTP gateway and a stdio one launched by a desktop
+ * client, on one deployment directory). Each write takes SQLite's write lock first and then checks
+ * that the tail it cached is still the last record; when another process appended meanwhile, it
+ * reloads the tail (the last hash and the O(log n) Merkle frontier) inside the same transaction.
+ * The chain therefore never forks, whoever writes.
  */
 export class AuditLog extends AuditReader implements AuditSink {
   private queue: Pending[] = [];
@@ -107,8 +112,13 @@ export class AuditLog extends AuditReader implements AuditSink {
     });
   }
 
+  /** Records in the log, by any writer; what this process last saw if the store cannot be read. */
   override size(): number {
-    return this.tail.size;
+    try {
+      return this.store.size();
+    } catch {
+      return this.tail.size;
+    }
   }
 
   health(): AuditHealth {
@@ -146,50 +156,64 @@ export class AuditLog extends AuditReader implements AuditSink {
   }
 
   private loadTail(): Tail {
-    const size = this.store.size();
     const last = this.store.lastRecord();
+    const size = last === undefined ? 0 : last.seq + 1;
     const range = CompactRange.load(size, this.store.nodeReader());
     return { size, prev: last ? last.hash.toString("hex") : GENESIS_PREV, range };
+  }
+
+  /**
+   * Inside a write transaction: makes the cached tail the store's real tail. Cheap when this
+   * process wrote last (one indexed read); reloads when another process appended or a failed
+   * write left the cache in doubt.
+   */
+  private syncTail(): void {
+    if (!this.stale) {
+      const last = this.store.lastRecord();
+      const current =
+        last === undefined
+          ? this.tail.size === 0
+          : last.seq === this.tail.size - 1 && last.hash.toString("hex") === this.tail.prev;
+      if (current) return;
+      this.logger.debug({ cached: this.tail.size, stored: last ? last.seq + 1 : 0 }, "audit: another writer appended; reloading the tail");
+    }
+    this.tail = this.loadTail();
+    this.stale = false;
   }
 
   private flush(): void {
     this.flushScheduled = false;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.settings.maxBatch);
-      this.writeBatch(batch, true);
+      this.writeBatch(batch);
       if (this.tail.size - (this.lastCheckpoint?.size ?? 0) >= this.settings.everyRecords) this.issueCheckpoint();
     }
   }
 
-  private writeBatch(batch: readonly Pending[], retryOnConflict: boolean): void {
+  private writeBatch(batch: readonly Pending[]): void {
     try {
-      if (this.stale) {
-        this.tail = this.loadTail();
-        this.stale = false;
-      }
-      const { size, range: committed } = this.tail;
-      const range = committed.clone();
-      let prev = this.tail.prev;
-      const records: NewRecord[] = [];
-      const nodes: CompletedNode[] = [];
-      for (const [i, p] of batch.entries()) {
-        const body = Buffer.from(composeRecord(p.prepared.canonical, prev, size + i), "utf8");
-        const hash = leafHash(body);
-        records.push({ seq: size + i, hash, body, columns: p.prepared.columns });
-        nodes.push(...range.append(hash));
-        prev = hash.toString("hex");
-      }
-      this.store.appendBatch(size, records, nodes);
-      this.tail = { size: size + batch.length, prev, range };
+      this.tail = this.store.writeTransaction(() => {
+        this.syncTail();
+        const { size, range: committed } = this.tail;
+        const range = committed.clone();
+        let prev = this.tail.prev;
+        const records: NewRecord[] = [];
+        const nodes: CompletedNode[] = [];
+        for (const [i, p] of batch.entries()) {
+          const body = Buffer.from(composeRecord(p.prepared.canonical, prev, size + i), "utf8");
+          const hash = leafHash(body);
+          records.push({ seq: size + i, hash, body, columns: p.prepared.columns });
+          nodes.push(...range.append(hash));
+          prev = hash.toString("hex");
+        }
+        this.store.insertBatch(records, nodes);
+        return { size: size + batch.length, prev, range };
+      });
       this.lastError = undefined;
       for (const p of batch) p.resolve();
     } catch (err) {
-      // Whatever failed, the database rolled back; re-read the tail before the next write.
+      // The transaction rolled back; the tail is re-read under the lock before the next write.
       this.stale = true;
-      if (err instanceof AppendConflictError && retryOnConflict) {
-        this.writeBatch(batch, false);
-        return;
-      }
       this.lastError = describeStoreError(err);
       this.logger.error({ err: this.lastError, records: batch.length }, "audit: append failed; calls are refused");
       const failure = new GatewayError(
@@ -202,20 +226,36 @@ export class AuditLog extends AuditReader implements AuditSink {
   }
 
   private onTimer(): void {
-    if (this.closed || this.stale) return;
-    const last = this.lastCheckpoint;
+    if (this.closed) return;
+    let last = this.lastCheckpoint;
+    let size = this.tail.size;
+    try {
+      // Another process on the same file may have checkpointed or appended: one heartbeat per log, not per process.
+      const stored = this.store.latestCheckpoint();
+      if (stored && (!last || stored.size > last.size || (stored.size === last.size && stored.time > last.time))) {
+        last = this.lastCheckpoint = checkpointOf(stored);
+      }
+      size = this.store.size();
+    } catch {
+      // Unreadable right now: decide on what this process knows; issuing will report the cause.
+    }
     const age = last ? Date.now() - Date.parse(last.time) : Infinity;
-    const grew = this.tail.size !== (last?.size ?? -1);
+    const grew = size !== (last?.size ?? -1);
     if ((grew && age >= this.settings.everyMs * 0.9) || age >= this.settings.heartbeatMs * 0.99) this.issueCheckpoint();
   }
 
+  /** Signs the tree as it is in the store (all writers' records), under the write lock. */
   private issueCheckpoint(): SignedCheckpoint | undefined {
     try {
-      const cp = signCheckpoint(
-        { origin: this.origin, size: this.tail.size, root: this.tail.range.root(), time: new Date().toISOString() },
-        [this.signer],
-      );
-      this.store.insertCheckpoint(cp.size, cp.time, cp.root, cp.note);
+      const cp = this.store.writeTransaction(() => {
+        this.syncTail();
+        const signed = signCheckpoint(
+          { origin: this.origin, size: this.tail.size, root: this.tail.range.root(), time: new Date().toISOString() },
+          [this.signer],
+        );
+        this.store.insertCheckpoint(signed.size, signed.time, signed.root, signed.note);
+        return signed;
+      });
       this.lastCheckpoint = cp;
       this.publisher.publish(cp);
       return cp;

@@ -33,27 +33,28 @@ function externalDirOf(config: AuditConfig, dir: string): string | undefined {
 
 /** Origin fixed at creation; a configured origin must match it afterwards. */
 function settleOrigin(store: SqliteAuditStore, config: AuditConfig): string {
-  const format = store.getMeta("format");
-  if (format !== undefined && format !== STORE_FORMAT) {
-    throw new GatewayError("CONFIG_INVALID", `audit store ${store.file} has format "${format}", expected "${STORE_FORMAT}"`);
-  }
-  const stored = store.getMeta("origin");
-  if (stored !== undefined) {
-    if (config.origin !== undefined && config.origin !== stored) {
-      throw new GatewayError(
-        "CONFIG_INVALID",
-        `audit.origin "${config.origin}" differs from the origin "${stored}" this log was created with; a log's origin cannot change`,
-      );
+  // Under the write lock: two processes creating the same log at once agree on one origin.
+  return store.writeTransaction(() => {
+    const format = store.getMeta("format");
+    if (format !== undefined && format !== STORE_FORMAT) {
+      throw new GatewayError("CONFIG_INVALID", `audit store ${store.file} has format "${format}", expected "${STORE_FORMAT}"`);
     }
-    return stored;
-  }
-  const origin = config.origin ?? `portcullis/${hostname().replace(/\s+/g, "-")}`;
-  store.db.transaction(() => {
+    const stored = store.getMeta("origin");
+    if (stored !== undefined) {
+      if (config.origin !== undefined && config.origin !== stored) {
+        throw new GatewayError(
+          "CONFIG_INVALID",
+          `audit.origin "${config.origin}" differs from the origin "${stored}" this log was created with; a log's origin cannot change`,
+        );
+      }
+      return stored;
+    }
+    const origin = config.origin ?? `portcullis/${hostname().replace(/\s+/g, "-")}`;
     store.putMeta("format", STORE_FORMAT);
     store.putMeta("origin", origin);
     store.putMeta("created", new Date().toISOString());
-  })();
-  return origin;
+    return origin;
+  });
 }
 
 /**
@@ -66,14 +67,25 @@ async function checkAgainstCheckpoints(
   trusted: readonly NoteVerifier[],
   externalDir: string | undefined,
 ): Promise<void> {
-  const size = store.size();
+  // External copies first, then the store in one read snapshot: another process appending and
+  // checkpointing meanwhile can only make the store longer than what was read outside it.
   const candidates: { source: string; note: string }[] = [];
-  const latest = store.latestCheckpoint();
-  if (latest) candidates.push({ source: "its checkpoints table", note: latest.note });
   if (externalDir !== undefined) {
     const ext = (await readExternalDirectory(externalDir)).filter((e) => e.source.endsWith(LATEST_FILE));
     candidates.push(...ext);
   }
+  store.db.transaction(() => checkSnapshot(store, origin, trusted, candidates))();
+}
+
+function checkSnapshot(
+  store: SqliteAuditStore,
+  origin: string,
+  trusted: readonly NoteVerifier[],
+  candidates: { source: string; note: string }[],
+): void {
+  const size = store.size();
+  const latest = store.latestCheckpoint();
+  if (latest) candidates.unshift({ source: "its checkpoints table", note: latest.note });
   const reader = store.nodeReader();
   for (const c of candidates) {
     let cp;

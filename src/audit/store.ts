@@ -102,14 +102,11 @@ export interface StoreOptions {
   readonly maxSizeBytes?: number;
 }
 
-export class AppendConflictError extends Error {
-  override readonly name = "AppendConflictError";
-}
-
 export class SqliteAuditStore {
   readonly db: Database.Database;
   readonly file: string;
   private readonly stmts: ReturnType<SqliteAuditStore["prepare"]>;
+  private readonly runInTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
 
   constructor(file: string, opts: StoreOptions = {}) {
     this.file = file;
@@ -129,6 +126,7 @@ export class SqliteAuditStore {
         }
       }
       this.stmts = this.prepare();
+      this.runInTransaction = this.db.transaction((fn: () => unknown) => fn());
     } catch (err) {
       this.db.close();
       throw err;
@@ -216,21 +214,23 @@ export class SqliteAuditStore {
   }
 
   /**
-   * Writes records and the Merkle nodes they complete in one IMMEDIATE transaction. `expectedSize`
-   * guards against a second writer on the same file: if the tail moved, nothing is written.
+   * Runs `fn` in a BEGIN IMMEDIATE transaction: the write lock is taken before anything is read,
+   * so `fn` sees the latest commit of every process sharing the file and nobody else can append
+   * until it commits. Waits up to busyTimeoutMs for the lock, then throws SQLITE_BUSY. If `fn`
+   * throws, nothing it wrote is kept.
    */
-  appendBatch(expectedSize: number, records: readonly NewRecord[], nodes: readonly CompletedNode[]): void {
+  writeTransaction<T>(fn: () => T): T {
+    return this.runInTransaction.immediate(fn) as T;
+  }
+
+  /** Inserts records and the Merkle nodes they complete; call inside writeTransaction. */
+  insertBatch(records: readonly NewRecord[], nodes: readonly CompletedNode[]): void {
     const { insertRecord, insertNode } = this.stmts;
-    this.db
-      .transaction(() => {
-        if (this.size() !== expectedSize) throw new AppendConflictError("another writer appended to this audit log");
-        for (const r of records) {
-          const c = r.columns;
-          insertRecord.run(r.seq, c.time, c.type, c.callId, c.subject, c.connector, c.tool, c.outcome, r.hash, r.body);
-        }
-        for (const n of nodes) insertNode.run(n.leaf, n.level, n.hash);
-      })
-      .immediate();
+    for (const r of records) {
+      const c = r.columns;
+      insertRecord.run(r.seq, c.time, c.type, c.callId, c.subject, c.connector, c.tool, c.outcome, r.hash, r.body);
+    }
+    for (const n of nodes) insertNode.run(n.leaf, n.level, n.hash);
   }
 
   insertCheckpoint(size: number, time: string, root: Buffer, note: string): void {
