@@ -120,6 +120,19 @@ describe("identity, scopes and admin over real HTTP with real JWTs", () => {
     });
     deployment.write("scopes/writer.json", { name: "writer", description: "Everything.", tools: ["*"] });
     deployment.write("scopes/admin.json", { name: "admin", description: "Runs the gateway.", tools: [] });
+    deployment.write("scopes/payer.json", {
+      name: "payer",
+      description: "Sets quantities; big ones need a human.",
+      tools: [
+        { tool: "inv__set_qty", approval: { when: "qty > 100", reason: "large stock change" } },
+        "inv__get_item",
+      ],
+    });
+    deployment.write("scopes/approver.json", {
+      name: "approver",
+      description: "Approves parked calls.",
+      tools: [],
+    });
     runtime = await startRuntime(loadGatewayConfig(deployment.configPath), testLogger);
     runtime.watch(100);
     http = await startHttp(runtime, testLogger, { port: 0 });
@@ -405,6 +418,51 @@ describe("identity, scopes and admin over real HTTP with real JWTs", () => {
     expect(back.isError).toBeFalsy();
     const { tools: listed } = await client.listTools();
     expect(listed.find((t) => t.name === "api__listItems")?.description).toContain("(2)");
+    await client.close();
+  });
+
+  it("parks a call that needs approval, runs it exactly once after a different identity approved it", async () => {
+    const payer = await issuer.sign({ aud: AUDIENCE, sub: "dave", scope: "payer approver" });
+    const approver = await issuer.sign({ aud: AUDIENCE, sub: "erin", scope: "approver" });
+    const { client } = await connect(http.url, payer);
+    const qty = async () =>
+      (
+        (await client.callTool({ name: "inv__get_item", arguments: { sku: "C-3" } })).structuredContent as {
+          rows: { qty: number }[];
+        }
+      ).rows[0]!.qty;
+    const before = await qty();
+
+    const parked = await client.callTool({ name: "inv__set_qty", arguments: { sku: "C-3", qty: 500 } });
+    expect(parked.isError).toBe(true);
+    expect((parked.content as { text: string }[])[0]!.text).toMatch(/^APPROVAL_REQUIRED:/);
+    const approvalId = (parked._meta?.["portcullis/error"] as { approvalId: string }).approvalId;
+    expect(approvalId).toMatch(/^apr_/);
+    expect(await qty()).toBe(before);
+
+    // Separation of duties: the requester cannot approve its own call.
+    const self = await adminFetch(
+      `/admin/approvals/${approvalId}/approve`,
+      { method: "POST", body: "{}" },
+      payer,
+    );
+    expect(self.status).toBe(403);
+    const ok = await adminFetch(
+      `/admin/approvals/${approvalId}/approve`,
+      { method: "POST", body: "{}" },
+      approver,
+    );
+    expect(ok.status).toBe(200);
+
+    // A changed argument is a different call: it needs its own approval.
+    const changed = await client.callTool({ name: "inv__set_qty", arguments: { sku: "C-3", qty: 501 } });
+    expect((changed.content as { text: string }[])[0]!.text).toMatch(/^APPROVAL_REQUIRED:/);
+
+    const ran = await client.callTool({ name: "inv__set_qty", arguments: { sku: "C-3", qty: 500 } });
+    expect(ran.isError).toBeFalsy();
+    expect(await qty()).toBe(500);
+    const again = await client.callTool({ name: "inv__set_qty", arguments: { sku: "C-3", qty: 500 } });
+    expect((again.content as { text: string }[])[0]!.text).toMatch(/^APPROVAL_REQUIRED:/);
     await client.close();
   });
 
