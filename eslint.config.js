@@ -14,6 +14,10 @@ export default tseslint.config(
     },
   },
   {
+    files: ["bin/**/*.js"],
+    languageOptions: { globals: { process: "readonly" } },
+  },
+  {
     files: ["test/**", "bench/**", "scripts/**"],
     rules: { "no-console": "off" },
   },
