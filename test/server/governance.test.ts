@@ -5,7 +5,7 @@ import {
   ToolListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -367,6 +367,57 @@ describe("identity, scopes and admin over real HTTP with real JWTs", () => {
     expect(await names()).not.toContain("inv2__count");
     await expect.poll(() => changed).toBeGreaterThanOrEqual(2);
     await client.close();
+  });
+
+  it("uploads a spec, registers a connector using it, replaces it, and drives it from the CLI with --url", async () => {
+    const spec = JSON.stringify(itemsSpec("9"));
+    const up = await adminFetch("/admin/specs/items9.json", {
+      method: "PUT",
+      body: JSON.stringify({ content: spec }),
+    });
+    expect(up.status).toBe(200);
+    expect(((await up.json()) as { path: string }).path).toBe("specs/items9.json");
+    const bad = await adminFetch("/admin/specs/..%2Fescape.json", {
+      method: "PUT",
+      body: JSON.stringify({ content: "x" }),
+    });
+    expect(bad.status).toBe(422);
+
+    const def = { kind: "rest", spec: "specs/items9.json", baseUrl: upstream.url };
+    expect(
+      (await adminFetch("/admin/connectors/api9", { method: "PUT", body: JSON.stringify(def) })).status,
+    ).toBe(200);
+    const replaced = await adminFetch("/admin/connectors/api9", {
+      method: "PUT",
+      body: JSON.stringify({ ...def, description: "replaced", timeoutMs: 1234 }),
+    });
+    expect(replaced.status).toBe(200);
+    expect(readFileSync(join(deployment.dir, "connectors", "api9.json"), "utf8")).toContain(
+      '"timeoutMs": 1234',
+    );
+    expect(runtime.gateway.registry.get("api9__listItems")?.timeoutMs).toBe(1234);
+    // A body that names another connector is refused; the old file stays.
+    const collide = await adminFetch("/admin/connectors/api9", {
+      method: "PUT",
+      body: JSON.stringify({ ...def, name: "api" }),
+    });
+    expect(collide.status).toBe(422);
+    expect(readFileSync(join(deployment.dir, "connectors", "api9.json"), "utf8")).toContain(
+      '"timeoutMs": 1234',
+    );
+
+    const { command, args } = cliCommand(
+      "connectors",
+      "remove",
+      "api9",
+      "--url",
+      new URL("/", http.url).href,
+      "--token",
+      adminToken,
+    );
+    const { stdout } = await promisify(execFile)(command, args, { timeout: 60_000 });
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true });
+    expect(existsSync(join(deployment.dir, "connectors", "api9.json"))).toBe(false);
   });
 
   it("hot-reloads a scope manifest edited on disk", async () => {
