@@ -93,6 +93,15 @@ export class Gateway {
   private readonly traceArguments: boolean;
   private readonly loopGuard: LoopGuard | undefined;
   private readonly listeners = new Set<RegistryListener>();
+  /**
+   * What each identity sees, per registry and policy: filtering 10,000 tools on every tools/list
+   * page cost more than serialising the page. Keyed by the identity object, so it lives as long
+   * as the session holding that identity; a registry or policy swap makes it stale.
+   */
+  private readonly visibleCache = new WeakMap<
+    Identity,
+    { registry: ToolRegistry; policy: CallPolicy; tools: readonly RegisteredTool[] }
+  >();
   private inFlightCount = 0;
   private drained: (() => void) | undefined;
   private closing = false;
@@ -335,8 +344,14 @@ export class Gateway {
 
   // --- stages -------------------------------------------------------------------------------
 
-  private visibleTools(identity: Identity): RegisteredTool[] {
-    return this.registryRef.tools.filter((t) => this.policy.canSee(identity, t.def));
+  private visibleTools(identity: Identity): readonly RegisteredTool[] {
+    const registry = this.registryRef;
+    const policy = this.policy;
+    const cached = this.visibleCache.get(identity);
+    if (cached && cached.registry === registry && cached.policy === policy) return cached.tools;
+    const tools = registry.tools.filter((t) => policy.canSee(identity, t.def));
+    this.visibleCache.set(identity, { registry, policy, tools });
+    return tools;
   }
 
   private entryFor(identity: Identity, tool: RegisteredTool): Tool {

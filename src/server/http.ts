@@ -224,6 +224,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     });
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
+      // Every answer to a POST is one JSON-RPC response (the gateway sends nothing else while a
+      // request runs: list_changed goes over the GET stream), so a plain JSON body does; an SSE
+      // stream per POST cost more CPU than the rest of the MCP layer (BENCHMARKS.md).
+      enableJsonResponse: true,
       onsessioninitialized: (id) => {
         sessions.set(id, {
           transport,

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
   CallToolRequestSchema,
@@ -40,9 +41,24 @@ export function createMcpSession(options: SessionOptions): { server: Server; dis
   // Over HTTP each request re-verifies its token; the session's own identity is the fallback.
   let lastIdentity: Identity | undefined = options.identityOf(undefined);
 
-  server.setRequestHandler(ListToolsRequestSchema, (request, extra) => {
-    const identity = options.identityOf(extra.authInfo);
+  // Re-verifying a bearer token yields an equal but new Identity on every request; handing on the
+  // one already seen keeps the per-identity caches (visible tools, scope decisions) warm across
+  // the pages of a listing and the calls of a session. A refreshed token differs and replaces it.
+  const identityOf = (authInfo: { extra?: Record<string, unknown> } | undefined): Identity => {
+    const identity = options.identityOf(authInfo);
+    if (
+      lastIdentity !== undefined &&
+      identity !== lastIdentity &&
+      isDeepStrictEqual(identity, lastIdentity)
+    ) {
+      return lastIdentity;
+    }
     lastIdentity = identity;
+    return identity;
+  };
+
+  server.setRequestHandler(ListToolsRequestSchema, (request, extra) => {
+    const identity = identityOf(extra.authInfo);
     try {
       return gateway.listTools(identity, request.params?.cursor);
     } catch (err) {
@@ -51,8 +67,7 @@ export function createMcpSession(options: SessionOptions): { server: Server; dis
   });
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
-    const identity = options.identityOf(extra.authInfo);
-    lastIdentity = identity;
+    const identity = identityOf(extra.authInfo);
     const traceparent = extra.requestInfo?.headers?.traceparent;
     try {
       return await gateway.callTool(identity, request.params.name, request.params.arguments, {

@@ -1,0 +1,214 @@
+import { Agent, request } from "node:http";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { GatewayCommand } from "./gateway-process.js";
+import { ITEM_TOOL } from "./deployment.js";
+import { perSecond } from "./stats.js";
+
+/** Distinct arguments per call: the gateway's loop guard rightly refuses identical repeats. */
+export function itemArgs(session: number, i: number): { id: string } {
+  return { id: `s${session}-${i}` };
+}
+
+/** One plain keep-alive GET to the upstream, body read and parsed: the baseline of a tool call. */
+export function directGet(agent: Agent, baseUrl: string, id: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${baseUrl}/items/${encodeURIComponent(id)}`, { agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        try {
+          if (res.statusCode !== 200) throw new Error(`upstream answered ${res.statusCode}`);
+          resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+export async function directLatencies(baseUrl: string, warmup: number, n: number): Promise<number[]> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    for (let i = 0; i < warmup; i++) await directGet(agent, baseUrl, `warm-${i}`);
+    const samples: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      await directGet(agent, baseUrl, `d-${i}`);
+      samples.push(performance.now() - t);
+    }
+    return samples;
+  } finally {
+    agent.destroy();
+  }
+}
+
+export async function connectHttp(url: URL, name = "portcullis-bench"): Promise<Client> {
+  const client = new Client({ name, version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(url));
+  return client;
+}
+
+export interface StdioSession {
+  client: Client;
+  pid: number;
+  close(): Promise<void>;
+}
+
+/** The SDK's stdio client spawns the gateway itself, as a desktop MCP client does. */
+export async function connectStdio(cmd: GatewayCommand, configPath: string): Promise<StdioSession> {
+  const transport = new StdioClientTransport({
+    command: cmd.command,
+    args: [...cmd.args, "serve", "--stdio", "--config", configPath],
+    stderr: "pipe",
+  });
+  let tail = "";
+  transport.stderr?.on("data", (chunk: Buffer) => {
+    tail = (tail + chunk.toString("utf8")).slice(-4000);
+  });
+  const client = new Client({ name: "portcullis-bench-stdio", version: "1.0.0" });
+  try {
+    await client.connect(transport);
+  } catch (err) {
+    throw new Error(`stdio gateway did not start: ${(err as Error).message}\n${tail}`, { cause: err });
+  }
+  return { client, pid: transport.pid ?? -1, close: () => client.close() };
+}
+
+/** A tool call that must succeed: a refused or failed call in a benchmark is a broken setup. */
+export async function callItem(client: Client, session: number, i: number): Promise<void> {
+  const result = await client.callTool({ name: ITEM_TOOL, arguments: itemArgs(session, i) });
+  if (result.isError) {
+    const first = (result.content as { type: string; text?: string }[])[0];
+    throw new Error(`tool call failed: ${first?.text ?? "(no text)"}`);
+  }
+}
+
+export async function callLatencies(
+  client: Client,
+  warmup: number,
+  n: number,
+  session = 0,
+): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await callItem(client, session, -1 - i);
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await callItem(client, session, i);
+    samples.push(performance.now() - t);
+  }
+  return samples;
+}
+
+export interface ThroughputResult {
+  sessions: number;
+  calls: number;
+  errors: number;
+  firstError: string | undefined;
+  elapsedMs: number;
+  callsPerSecond: number;
+  latencies: number[];
+}
+
+/**
+ * `sessions` MCP sessions (one Client each, as separate agents are), each calling back to back
+ * for `durationMs` after a warm-up. Only successful calls count.
+ */
+export async function throughput(
+  url: URL,
+  sessions: number,
+  durationMs: number,
+  onTick?: () => void,
+): Promise<ThroughputResult> {
+  const clients = await Promise.all(
+    Array.from({ length: sessions }, (_, s) => connectHttp(url, `bench-${sessions}-${s}`)),
+  );
+  try {
+    await Promise.all(clients.map((c, s) => callItem(c, 1000 + s, -1).then(() => callItem(c, 1000 + s, -2))));
+    let calls = 0;
+    let errors = 0;
+    let firstError: string | undefined;
+    const latencies: number[] = [];
+    const started = performance.now();
+    const deadline = started + durationMs;
+    const ticker = onTick ? setInterval(onTick, 250) : undefined;
+    await Promise.all(
+      clients.map(async (client, s) => {
+        for (let i = 0; performance.now() < deadline; i++) {
+          const t = performance.now();
+          try {
+            await callItem(client, 1000 + sessions * 10 + s, i);
+            calls++;
+            latencies.push(performance.now() - t);
+          } catch (err) {
+            errors++;
+            firstError ??= (err as Error).message;
+          }
+        }
+      }),
+    );
+    const elapsedMs = performance.now() - started;
+    if (ticker) clearInterval(ticker);
+    return {
+      sessions,
+      calls,
+      errors,
+      firstError,
+      elapsedMs,
+      callsPerSecond: perSecond(calls, elapsedMs),
+      latencies,
+    };
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.close()));
+  }
+}
+
+/** Every page of tools/list, following nextCursor; returns the number of tools seen. */
+export async function listAll(client: Client): Promise<{ tools: number; pages: number }> {
+  let cursor: string | undefined;
+  let tools = 0;
+  let pages = 0;
+  do {
+    const page = await client.listTools(cursor === undefined ? {} : { cursor });
+    tools += page.tools.length;
+    pages++;
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return { tools, pages };
+}
+
+export async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t = performance.now();
+  const value = await fn();
+  return [performance.now() - t, value];
+}
+
+/**
+ * One tools/list page as raw JSON-RPC over the client's session: the gateway's answer without the
+ * SDK client's schema validation of every tool, which grows with page size and is client cost.
+ */
+export async function rawListPage(
+  url: URL,
+  sessionId: string,
+  protocolVersion: string,
+  id: number,
+): Promise<number> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-session-id": sessionId,
+      "mcp-protocol-version": protocolVersion,
+    },
+    body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/list", params: {} }),
+  });
+  const text = await res.text();
+  if (!res.ok || !text.includes('"tools"')) throw new Error(`raw tools/list failed: HTTP ${res.status}`);
+  return text.length;
+}

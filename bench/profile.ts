@@ -1,0 +1,85 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** The parts of a V8 .cpuprofile (what `node --cpu-prof` writes) this summary reads. */
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface ProfileSummary {
+  file: string;
+  /** Sampled time that was not idle, in milliseconds. */
+  busyMs: number;
+  /** Self time by function, largest first. */
+  top: { frame: string; ms: number; share: number }[];
+  /** Self time by where the code lives (ours by directory, dependencies by package). */
+  areas: { area: string; ms: number; share: number }[];
+}
+
+const IDLE = new Set(["(idle)", "(program)"]);
+
+function shortUrl(url: string): string {
+  const mod = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(url);
+  if (mod) return `${mod[1]}/${mod[2]!.split("/").slice(-1)[0]}`;
+  const ours = /\/(?:dist|src)\/(.*)$/.exec(url);
+  if (ours) return `src/${ours[1]!.replace(/\.js$/, ".ts")}`;
+  return url.replace(/^file:\/\//, "");
+}
+
+/** Where a frame's code lives: our module directory, a dependency, node itself or the VM. */
+function areaOf(url: string, functionName: string): string {
+  if (url === "") return functionName.startsWith("(") ? functionName : "native (V8 builtins, bindings)";
+  const mod = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+  if (mod) return `dep: ${mod[1]}`;
+  const ours = /\/(?:dist|src)\/([^/]+)\//.exec(url);
+  if (ours) return `ours: src/${ours[1]}/`;
+  if (url.startsWith("node:")) return "node: core library";
+  return url;
+}
+
+export function summarizeProfile(file: string, topN = 25): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  profile.samples.forEach((id, i) => {
+    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  const frames = new Map<string, number>();
+  const areas = new Map<string, number>();
+  let busyUs = 0;
+  for (const [id, us] of self) {
+    const node = byId.get(id);
+    if (!node) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    if (IDLE.has(functionName)) continue;
+    busyUs += us;
+    const frame =
+      `${functionName || "(anonymous)"} ${url ? `${shortUrl(url)}:${lineNumber + 1}` : ""}`.trim();
+    frames.set(frame, (frames.get(frame) ?? 0) + us);
+    const area = areaOf(url, functionName);
+    areas.set(area, (areas.get(area) ?? 0) + us);
+  }
+  const rank = (m: Map<string, number>) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, us]) => ({ key: k, ms: us / 1000, share: busyUs > 0 ? us / busyUs : 0 }));
+  return {
+    file,
+    busyMs: busyUs / 1000,
+    top: rank(frames)
+      .slice(0, topN)
+      .map(({ key, ms, share }) => ({ frame: key, ms, share })),
+    areas: rank(areas).map(({ key, ms, share }) => ({ area: key, ms, share })),
+  };
+}
+
+/** The newest .cpuprofile in a directory (node names them by pid and time). */
+export function findProfile(dir: string): string | undefined {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".cpuprofile"))
+    .sort();
+  const last = files.at(-1);
+  return last === undefined ? undefined : join(dir, last);
+}

@@ -1,0 +1,191 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import type { MachineInfo } from "./machine.js";
+import type { TimeSplit } from "./metrics.js";
+import type { ProfileSummary } from "./profile.js";
+import { int, mb, ms, type LatencySummary } from "./stats.js";
+
+export interface ThroughputLine {
+  sessions: number;
+  callsPerSecond: number;
+  calls: number;
+  errors: number;
+  firstError?: string;
+  latency: LatencySummary;
+  split?: TimeSplit;
+  maxRssBytes: number;
+}
+
+export interface ListLine {
+  registered: number;
+  visible: number;
+  pages: number;
+  startupMs: number;
+  onePage: LatencySummary;
+  onePageRaw: LatencySummary;
+  full: LatencySummary;
+  rssBytes: number;
+}
+
+export interface Target {
+  what: string;
+  target: string;
+  measured: string;
+  pass: boolean;
+}
+
+export interface BenchResults {
+  command: string;
+  gatewayCommand: string;
+  machine: MachineInfo;
+  buildNote: string;
+  durationMs: number;
+  settings: Record<string, string>;
+  direct: LatencySummary;
+  http: LatencySummary;
+  httpSplit?: TimeSplit;
+  stdio: LatencySummary;
+  throughput: ThroughputLine[];
+  rssIdleBytes: number;
+  rssStdioBytes: number;
+  lists: ListLine[];
+  startup: { readyMs: number[]; firstListMs: number[]; tools: number };
+  targets: Target[];
+  profiles: { why: string; summary: ProfileSummary }[];
+}
+
+const BEGIN = "<!-- bench:results:begin (written by `npm run bench`; edit outside these markers) -->";
+const END = "<!-- bench:results:end -->";
+
+function pct(share: number): string {
+  return Number.isFinite(share) ? `${(share * 100).toFixed(1)} %` : "n/a";
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s[Math.floor((s.length - 1) / 2)]!;
+}
+
+function latencyRow(name: string, l: LatencySummary): string {
+  return `| ${name} | ${int(l.n)} | ${ms(l.p50)} | ${ms(l.p90)} | ${ms(l.p99)} | ${ms(l.mean)} |`;
+}
+
+export function renderResults(r: BenchResults): string {
+  const out: string[] = [];
+  const m = r.machine;
+  out.push(`## Results of the last run`, "");
+  out.push(`- command: \`${r.command}\` (gateway child: \`${r.gatewayCommand}\`)`);
+  out.push(`- date: ${m.date}; took ${(r.durationMs / 1000).toFixed(0)} s`);
+  out.push(`- node ${m.node}; ${m.os}`);
+  out.push(`- CPU: ${m.cpuModel}, ${m.cores} cores; memory ${m.memory}`);
+  out.push(
+    `- load average at the start (1/5/15 min): ${m.loadAverage} — the machine is shared, so rates vary run to run`,
+  );
+  out.push(`- commit ${m.commit}; ${r.buildNote}`);
+  out.push(
+    `- settings: ${Object.entries(r.settings)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(", ")}`,
+    "",
+  );
+
+  out.push("### Targets", "", "| what | target | measured | result |", "| --- | --- | --- | --- |");
+  for (const t of r.targets)
+    out.push(`| ${t.what} | ${t.target} | ${t.measured} | ${t.pass ? "pass" : "**MISS**"} |`);
+  out.push("");
+
+  out.push("### Latency of one tool call (sequential, one session)", "");
+  out.push("| path | calls | p50 | p90 | p99 | mean |", "| --- | --- | --- | --- | --- | --- |");
+  out.push(latencyRow("direct to the upstream (node:http, keep-alive)", r.direct));
+  out.push(latencyRow("through the gateway, Streamable HTTP, audited", r.http));
+  out.push(latencyRow("through the gateway, stdio, audited", r.stdio));
+  out.push("");
+  out.push(
+    `Gateway overhead at p50: HTTP +${ms(r.http.p50 - r.direct.p50)} (×${(r.http.p50 / r.direct.p50).toFixed(2)}), ` +
+      `stdio +${ms(r.stdio.p50 - r.direct.p50)} (×${(r.stdio.p50 / r.direct.p50).toFixed(2)}); ` +
+      `at p99: HTTP +${ms(r.http.p99 - r.direct.p99)} (×${(r.http.p99 / r.direct.p99).toFixed(2)}), ` +
+      `stdio +${ms(r.stdio.p99 - r.direct.p99)} (×${(r.stdio.p99 / r.direct.p99).toFixed(2)}).`,
+  );
+  if (r.httpSplit) {
+    const s = r.httpSplit;
+    out.push(
+      "",
+      `Inside the gateway (its own histograms, HTTP phase): a call takes ${ms(s.callMs)} on average, of which the durable ` +
+        `audit intent record ${ms(s.auditMs)} (${pct(s.auditShare)}) and the upstream ${ms(s.upstreamMs)} (${pct(s.upstreamShare)}); ` +
+        `the rest of the client-measured time is the MCP transport (HTTP, JSON-RPC, SDK) on both sides.`,
+    );
+  }
+  out.push("");
+
+  out.push("### Throughput, Streamable HTTP, audited (one MCP session per concurrent agent)", "");
+  out.push(
+    "| sessions | calls/s | calls | errors | p50 | p99 | audit wait (share of call) | records per commit | max RSS |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  );
+  for (const t of r.throughput) {
+    out.push(
+      `| ${t.sessions} | ${int(t.callsPerSecond)} | ${int(t.calls)} | ${t.errors}${t.firstError ? ` (${t.firstError.slice(0, 80)})` : ""} | ${ms(t.latency.p50)} | ${ms(t.latency.p99)} | ` +
+        `${t.split ? `${ms(t.split.auditMs)} (${pct(t.split.auditShare)})` : "n/a"} | ${t.split ? t.split.groupSize.toFixed(1) : "n/a"} | ${mb(t.maxRssBytes)} |`,
+    );
+  }
+  out.push("");
+
+  out.push("### tools/list, filtered for an identity that sees half of the registry", "");
+  out.push(
+    "| registered | visible | pages | one page (SDK client) p50 / p99 | one page (raw JSON-RPC) p50 / p99 | full listing p50 / p99 | gateway startup | RSS |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  );
+  for (const l of r.lists) {
+    out.push(
+      `| ${int(l.registered)} | ${int(l.visible)} | ${l.pages} | ${ms(l.onePage.p50)} / ${ms(l.onePage.p99)} | ${ms(l.onePageRaw.p50)} / ${ms(l.onePageRaw.p99)} | ` +
+        `${ms(l.full.p50, 1)} / ${ms(l.full.p99, 1)} | ${ms(l.startupMs, 0)} | ${mb(l.rssBytes)} |`,
+    );
+  }
+  out.push("");
+
+  out.push("### Memory and startup", "");
+  out.push(`- RSS of the HTTP gateway at idle (after warm-up): ${mb(r.rssIdleBytes)}`);
+  out.push(
+    `- RSS of the HTTP gateway under load: ${mb(Math.max(...r.throughput.map((t) => t.maxRssBytes)))} (max sampled every 250 ms)`,
+  );
+  out.push(`- RSS of the stdio gateway after its latency run: ${mb(r.rssStdioBytes)}`);
+  out.push(
+    `- startup with a ${r.startup.tools}-operation OpenAPI spec (spawn → "Streamable HTTP at"): median ${ms(median(r.startup.readyMs), 0)} ` +
+      `(runs: ${r.startup.readyMs.map((v) => ms(v, 0)).join(", ")}); to the first successful tools/list: median ${ms(median(r.startup.firstListMs), 0)}`,
+  );
+  out.push("");
+
+  for (const p of r.profiles) {
+    out.push(`### CPU profile: ${p.why}`, "");
+    out.push(
+      `\`node --cpu-prof\` on the gateway child; ${ms(p.summary.busyMs, 0)} of sampled non-idle CPU.`,
+      "",
+    );
+    out.push("| where (self time) | ms | share |", "| --- | --- | --- |");
+    for (const a of p.summary.areas.slice(0, 14))
+      out.push(`| ${a.area} | ${a.ms.toFixed(0)} | ${pct(a.share)} |`);
+    out.push("", "| top frames (self time) | ms | share |", "| --- | --- | --- |");
+    for (const f of p.summary.top.slice(0, 20))
+      out.push(`| \`${f.frame.replaceAll("|", "\\|")}\` | ${f.ms.toFixed(0)} | ${pct(f.share)} |`);
+    out.push("");
+  }
+  return out.join("\n");
+}
+
+const HEADER = `# Benchmarks
+
+How fast Portcullis is, measured by \`npm run bench\` (bench/run.ts) on the machine named below.
+The section between the markers is rewritten by every run; the analysis after it is written by hand.
+`;
+
+/** Replaces the generated section of BENCHMARKS.md, keeping what was written around it. */
+export function writeBenchmarksFile(file: string, results: string): void {
+  const block = `${BEGIN}\n\n${results}\n${END}`;
+  let text = existsSync(file) ? readFileSync(file, "utf8") : `${HEADER}\n${BEGIN}\n${END}\n`;
+  const start = text.indexOf(BEGIN);
+  const end = text.indexOf(END);
+  text =
+    start >= 0 && end > start
+      ? `${text.slice(0, start)}${block}${text.slice(end + END.length)}`
+      : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(file, text);
+}
