@@ -54,6 +54,11 @@ export class CompactRange {
     return this.count;
   }
 
+  /** The perfect-subtree hashes of the border, largest first (a copy). */
+  frontier(): Buffer[] {
+    return [...this.stack];
+  }
+
   clone(): CompactRange {
     return new CompactRange(this.count, [...this.stack]);
   }

@@ -7,6 +7,7 @@ import type { NoteVerifier } from "./note.js";
 import { CONSISTENCY_FORMAT, makeInclusionBundle, type ConsistencyBundle, type InclusionBundle } from "./proof-bundle.js";
 import { parseRecord, type RecordEnvelope } from "./record.js";
 import type { CheckpointRow, FullRecordRow, RecordFilter, SqliteAuditStore } from "./store.js";
+import type { ParallelOptions } from "./verify-parallel.js";
 import { verifyStore, type ExtraCheckpoint, type VerifyReport } from "./verify.js";
 
 export const MAX_PAGE = 1_000;
@@ -35,6 +36,8 @@ export interface VerifyCallOptions {
   readonly trustedCheckpoints?: readonly ExtraCheckpoint[];
   readonly extraKeys?: readonly NoteVerifier[];
   readonly onProgress?: (verified: number, total: number) => void;
+  /** Worker threads for large logs; defaults to one per core for logs of two segments or more. */
+  readonly parallel?: ParallelOptions;
 }
 
 function invalid(message: string): GatewayError {
@@ -171,6 +174,7 @@ export class AuditReader {
       trusted: [...this.trusted, ...(opts.extraKeys ?? [])],
       extraCheckpoints: extra,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.parallel ? { parallel: opts.parallel } : {}),
     });
   }
 

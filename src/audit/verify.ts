@@ -1,9 +1,10 @@
 import { openCheckpoint, peekCheckpoint } from "./checkpoint.js";
-import { GENESIS_PREV, leafHash, toBase64 } from "./hash.js";
+import { GENESIS_PREV, toBase64 } from "./hash.js";
 import { CompactRange, type CompletedNode } from "./merkle-tree.js";
 import type { NoteVerifier } from "./note.js";
-import { columnsOf, parseRecord, type RecordColumns } from "./record.js";
 import type { FullRecordRow, SqliteAuditStore } from "./store.js";
+import { checkRecord, envelopeOf } from "./verify-record.js";
+import { parallelWorkers, verifyParallel, type ParallelOptions } from "./verify-parallel.js";
 
 /**
  * Full verification: every record's bytes, hash, sequence number and predecessor; the index
@@ -55,24 +56,14 @@ export interface VerifyOptions {
   readonly extraCheckpoints?: readonly ExtraCheckpoint[];
   readonly onProgress?: (verified: number, total: number) => void;
   readonly chunkSize?: number;
+  /** Worker threads for large logs (a clean log verifies on every core; a damaged one sequentially). */
+  readonly parallel?: ParallelOptions;
 }
 
 interface ValidCheckpoint {
   size: number;
   root: Buffer;
   source: string;
-}
-
-function sameColumns(a: RecordColumns, b: RecordColumns): boolean {
-  return (
-    a.time === b.time &&
-    a.type === b.type &&
-    a.callId === b.callId &&
-    a.subject === b.subject &&
-    a.connector === b.connector &&
-    a.tool === b.tool &&
-    a.outcome === b.outcome
-  );
 }
 
 function firstLeafOf(node: CompletedNode): number {
@@ -175,7 +166,24 @@ export async function verifyStore(store: SqliteAuditStore, opts: VerifyOptions):
   };
   checkCheckpoints();
 
-  outer: while (!streamFailure && expected < size) {
+  let verifiedRoot: Buffer | undefined;
+  const workers = parallelWorkers(opts.parallel, size);
+  if (workers > 0 && !streamFailure) {
+    verifiedRoot = await verifyParallel(
+      store.file,
+      size,
+      valid.filter((v) => v.size <= size),
+      workers,
+      {
+        ...(opts.parallel?.segmentLevel !== undefined ? { segmentLevel: opts.parallel.segmentLevel } : {}),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      },
+    );
+    // Clean: every record, node and checkpoint root checked. Otherwise the sequential pass finds what is wrong.
+    if (verifiedRoot) expected = size;
+  }
+
+  outer: while (!verifiedRoot && !streamFailure && expected < size) {
     // One row more than we process, so that a swap across the chunk boundary is still seen as one.
     const rows = store.fullRecordChunk(expected, size, chunkSize + 1);
     if (rows.length === 0) break;
@@ -244,7 +252,7 @@ export async function verifyStore(store: SqliteAuditStore, opts: VerifyOptions):
     ok,
     size,
     verified: expected,
-    ...(ok ? { root: toBase64(range.root()) } : {}),
+    ...(ok ? { root: toBase64(verifiedRoot ?? range.root()) } : {}),
     checkpointsChecked: sources.length,
     attestedSize,
     unattested: Math.max(0, expected - attestedSize),
@@ -255,69 +263,3 @@ export async function verifyStore(store: SqliteAuditStore, opts: VerifyOptions):
   };
 }
 
-function envelopeOf(row: FullRecordRow | undefined): { seq: number; prev: string } | undefined {
-  if (!row) return undefined;
-  try {
-    return parseRecord(row.body.toString("utf8"));
-  } catch {
-    return undefined;
-  }
-}
-
-/** Classifies what is wrong with the record at position `expected`, if anything. */
-function checkRecord(
-  row: FullRecordRow,
-  next: FullRecordRow | undefined,
-  before: FullRecordRow | undefined,
-  expected: number,
-  prevHex: string,
-): VerifyFailure | undefined {
-  const hash = leafHash(row.body);
-  if (!hash.equals(row.hash)) {
-    // A record whose bytes carry its neighbour's hash was moved, not edited.
-    const moved = (next && hash.equals(next.hash)) || (before && hash.equals(before.hash));
-    return moved
-      ? { kind: "reordered", seq: expected, message: `record ${expected} holds the bytes of a neighbouring record` }
-      : { kind: "modified", seq: expected, message: `record ${expected}: its bytes do not match its stored hash` };
-  }
-  let env;
-  try {
-    env = parseRecord(row.body.toString("utf8"));
-  } catch (err) {
-    return { kind: "modified", seq: expected, message: `record ${expected}: ${(err as Error).message}` };
-  }
-  if (env.seq !== expected) {
-    if (env.prev === prevHex) {
-      return { kind: "modified", seq: expected, message: `record ${expected}: its sequence number was changed to ${env.seq}` };
-    }
-    if (env.seq > expected) {
-      if (envelopeOf(next)?.seq === expected) {
-        return { kind: "reordered", seq: expected, message: `records ${expected} and ${env.seq} are out of order` };
-      }
-      return {
-        kind: "deleted",
-        seq: expected,
-        toSeq: env.seq - 1,
-        message: `records ${expected}..${env.seq - 1} were deleted (and later records renumbered)`,
-      };
-    }
-    return {
-      kind: "inserted",
-      seq: env.seq,
-      toSeq: expected - 1,
-      message: `record(s) ${env.seq}..${expected - 1} were inserted: the record now at ${expected} was written as ${env.seq}`,
-    };
-  }
-  if (env.prev !== prevHex) {
-    if (expected === 0) return { kind: "modified", seq: 0, message: "record 0 does not start the chain" };
-    return {
-      kind: "modified",
-      seq: expected - 1,
-      message: `record ${expected - 1} is not the record that record ${expected} was chained to`,
-    };
-  }
-  if (!sameColumns(columnsOf(env.event), row.columns)) {
-    return { kind: "modified", seq: expected, message: `record ${expected}: its query columns were changed` };
-  }
-  return undefined;
-}
