@@ -68,6 +68,17 @@ export class SqlFailure extends Error {
   }
 }
 
+/** The statement ran and the server reported an error: the connection is still usable. */
+export function connectionIntact(f: SqlFailure): boolean {
+  return (
+    f.category === "syntax" ||
+    f.category === "readonly" ||
+    f.category === "constraint" ||
+    f.category === "data" ||
+    f.category === "sql"
+  );
+}
+
 /** First line of a database message, without credentials in URLs, capped in length. */
 export function sanitizeDbMessage(message: unknown): string {
   const text = String(message ?? "")

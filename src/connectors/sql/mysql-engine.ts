@@ -9,6 +9,7 @@ import {
   SqlFailure,
   type ColumnInfo,
   type Engine,
+  connectionIntact,
   type ExecRequest,
   type ExecResult,
   type FailureCategory,
@@ -93,13 +94,6 @@ export function classifyMysql(err: unknown): SqlFailure {
     return new SqlFailure(category, `database unreachable (${code ?? message})`, code, err);
   return new SqlFailure(category, message || "database error", code, err);
 }
-
-const connectionIntact = (f: SqlFailure) =>
-  f.category === "syntax" ||
-  f.category === "readonly" ||
-  f.category === "constraint" ||
-  f.category === "data" ||
-  f.category === "sql";
 
 /**
  * MySQL / MariaDB through a mysql2 pool. Statements run as server-side prepared statements

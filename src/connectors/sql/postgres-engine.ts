@@ -8,6 +8,7 @@ import {
   SqlFailure,
   type ColumnInfo,
   type Engine,
+  connectionIntact,
   type ExecRequest,
   type ExecResult,
   type FailureCategory,
@@ -97,14 +98,6 @@ export function classifyPg(err: unknown): SqlFailure {
   }
   return new SqlFailure("sql", message || "database error", code, err);
 }
-
-/** The statement ran: the connection is still usable after a server-reported error. */
-const connectionIntact = (f: SqlFailure) =>
-  f.category === "syntax" ||
-  f.category === "readonly" ||
-  f.category === "constraint" ||
-  f.category === "data" ||
-  f.category === "sql";
 
 /**
  * PostgreSQL through a pg Pool. Every statement runs in the extended query protocol (one
