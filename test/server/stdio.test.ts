@@ -111,3 +111,48 @@ describe("stdio without an identity", () => {
     }
   });
 });
+
+describe("stdio with a token from the environment", () => {
+  it("verifies the token like an HTTP bearer token and serves that identity's view", async () => {
+    const { startIssuer } = await import("../helpers/upstreams.js");
+    const issuer = await startIssuer();
+    const audience = "https://gateway.test/mcp";
+    const deployment = createDeployment({
+      config: {
+        transports: { http: { publicUrl: audience } },
+        identity: {
+          jwt: { issuer: issuer.issuer, jwksUrl: issuer.jwksUrl, algorithms: ["ES256"] },
+          tokenEnv: "PORTCULLIS_TOKEN",
+        },
+      },
+    });
+    try {
+      const token = await issuer.sign({ aud: audience, sub: "agent-7", scope: "reader" });
+      const { command, args } = cliCommand("serve", "--stdio", "--config", deployment.configPath);
+      const transport = new StdioClientTransport({
+        command,
+        args,
+        env: { ...process.env, PORTCULLIS_TOKEN: token } as Record<string, string>,
+        stderr: "pipe",
+      });
+      const client = new Client({ name: "stdio-token", version: "1.0.0" });
+      await client.connect(transport);
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(["inv__get_item"]);
+      await client.close();
+
+      const bad = await issuer.sign({ aud: "https://elsewhere/mcp", sub: "agent-7", scope: "reader" });
+      const child = spawn(command, args, {
+        env: { ...process.env, PORTCULLIS_TOKEN: bad },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let err = "";
+      child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+      expect(await new Promise<number | null>((resolve) => child.on("exit", resolve))).toBe(1);
+      expect(err).toMatch(/aud/i);
+      expect(err).not.toContain(bad);
+    } finally {
+      await issuer.close();
+      deployment.cleanup();
+    }
+  });
+});
