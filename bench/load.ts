@@ -4,6 +4,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { GatewayCommand } from "./gateway-process.js";
 import { ITEM_TOOL } from "./deployment.js";
+import { cpuMsOf } from "./machine.js";
 import { perSecond } from "./stats.js";
 
 /** Distinct arguments per call: the gateway's loop guard rightly refuses identical repeats. */
@@ -113,6 +114,9 @@ export interface ThroughputResult {
   elapsedMs: number;
   callsPerSecond: number;
   latencies: number[];
+  /** CPU per successful call, milliseconds: the gateway child's, and this process's (the clients'). */
+  gatewayCpuMs: number;
+  clientCpuMs: number;
 }
 
 /**
@@ -123,6 +127,7 @@ export async function throughput(
   url: URL,
   sessions: number,
   durationMs: number,
+  gatewayPid: number,
   onTick?: () => void,
 ): Promise<ThroughputResult> {
   const clients = await Promise.all(
@@ -134,6 +139,8 @@ export async function throughput(
     let errors = 0;
     let firstError: string | undefined;
     const latencies: number[] = [];
+    const gatewayCpu0 = cpuMsOf(gatewayPid);
+    const clientCpu0 = process.cpuUsage();
     const started = performance.now();
     const deadline = started + durationMs;
     const ticker = onTick ? setInterval(onTick, 250) : undefined;
@@ -153,8 +160,12 @@ export async function throughput(
       }),
     );
     const elapsedMs = performance.now() - started;
+    const clientCpu = process.cpuUsage(clientCpu0);
+    const gatewayCpu = cpuMsOf(gatewayPid) - gatewayCpu0;
     if (ticker) clearInterval(ticker);
     return {
+      gatewayCpuMs: gatewayCpu / calls,
+      clientCpuMs: (clientCpu.user + clientCpu.system) / 1000 / calls,
       sessions,
       calls,
       errors,
@@ -211,4 +222,38 @@ export async function rawListPage(
   const text = await res.text();
   if (!res.ok || !text.includes('"tools"')) throw new Error(`raw tools/list failed: HTTP ${res.status}`);
   return text.length;
+}
+
+/**
+ * The machine's own ceiling: plain keep-alive GETs to the upstream at `concurrency`, no gateway.
+ * On a small shared machine this bounds what any HTTP path in front of the upstream can reach.
+ */
+export async function directThroughput(
+  baseUrl: string,
+  concurrency: number,
+  durationMs: number,
+): Promise<{ callsPerSecond: number; cpuMsPerCall: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  try {
+    let calls = 0;
+    const cpu0 = process.cpuUsage();
+    const started = performance.now();
+    const deadline = started + durationMs;
+    await Promise.all(
+      Array.from({ length: concurrency }, async (_, c) => {
+        for (let i = 0; performance.now() < deadline; i++) {
+          await directGet(agent, baseUrl, `t${c}-${i}`);
+          calls++;
+        }
+      }),
+    );
+    const elapsed = performance.now() - started;
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      callsPerSecond: perSecond(calls, elapsed),
+      cpuMsPerCall: (cpu.user + cpu.system) / 1000 / calls,
+    };
+  } finally {
+    agent.destroy();
+  }
 }

@@ -3,7 +3,11 @@ import { join } from "node:path";
 
 /** The parts of a V8 .cpuprofile (what `node --cpu-prof` writes) this summary reads. */
 interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  nodes: {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    children?: number[];
+  }[];
   samples: number[];
   timeDeltas: number[];
 }
@@ -16,7 +20,42 @@ export interface ProfileSummary {
   top: { frame: string; ms: number; share: number }[];
   /** Self time by where the code lives (ours by directory, dependencies by package). */
   areas: { area: string; ms: number; share: number }[];
+  /** Time by pipeline stage: each sample goes to the first stage found on its stack. */
+  stages: { stage: string; ms: number; share: number }[];
 }
+
+/**
+ * Stages in priority order: a sample whose stack holds an audit frame is audit time even though
+ * the gateway and the SDK are below it. Work resumed after an await has only the frames since the
+ * await, so socket reads of the upstream answer land in "node runtime".
+ */
+const STAGES: { stage: string; test: (url: string, fn: string) => boolean }[] = [
+  {
+    stage: "startup (module loading, config, specs)",
+    test: (url, fn) =>
+      url.startsWith("node:internal/modules") ||
+      (/\/(dist|src)\/server\/runtime\./.test(url) && fn === "start"),
+  },
+  {
+    stage: "audit log (src/audit + better-sqlite3, incl. fsync)",
+    test: (url) => /\/(dist|src)\/audit\/|better-sqlite3/.test(url),
+  },
+  {
+    stage: "REST connector (src/connectors + axios)",
+    test: (url) => /\/(dist|src)\/connectors\/|node_modules\/axios\//.test(url),
+  },
+  { stage: "logging (pino)", test: (url) => /node_modules\/(pino|sonic-boom|@pinojs)/.test(url) },
+  { stage: "metrics (prom-client)", test: (url) => /node_modules\/prom-client/.test(url) },
+  {
+    stage: "gateway pipeline (src/gateway, src/scopes)",
+    test: (url) => /\/(dist|src)\/(gateway|scopes)\//.test(url),
+  },
+  {
+    stage: "MCP transport (SDK, @hono/node-server, zod)",
+    test: (url) => /@modelcontextprotocol\/sdk|@hono\/node-server|node_modules\/zod\//.test(url),
+  },
+  { stage: "HTTP server (src/server)", test: (url) => /\/(dist|src)\/server\//.test(url) },
+];
 
 const IDLE = new Set(["(idle)", "(program)"]);
 
@@ -42,9 +81,24 @@ function areaOf(url: string, functionName: string): string {
 export function summarizeProfile(file: string, topN = 25): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map<number, number>();
+  const stages = new Map<string, number>();
   profile.samples.forEach((id, i) => {
-    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    const us = profile.timeDeltas[i] ?? 0;
+    self.set(id, (self.get(id) ?? 0) + us);
+    const leaf = byId.get(id)?.callFrame.functionName ?? "";
+    if (IDLE.has(leaf)) return;
+    const urls: [string, string][] = [];
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const frame = byId.get(cur)?.callFrame;
+      if (frame) urls.push([frame.url, frame.functionName]);
+    }
+    const stage =
+      STAGES.find((s) => urls.some(([url, fn]) => s.test(url, fn)))?.stage ??
+      (leaf === "(garbage collector)" ? "garbage collector" : "node runtime (sockets, HTTP parsing, timers)");
+    stages.set(stage, (stages.get(stage) ?? 0) + us);
   });
   const frames = new Map<string, number>();
   const areas = new Map<string, number>();
@@ -72,6 +126,7 @@ export function summarizeProfile(file: string, topN = 25): ProfileSummary {
       .slice(0, topN)
       .map(({ key, ms, share }) => ({ frame: key, ms, share })),
     areas: rank(areas).map(({ key, ms, share }) => ({ area: key, ms, share })),
+    stages: rank(stages).map(({ key, ms, share }) => ({ stage: key, ms, share })),
   };
 }
 

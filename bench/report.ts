@@ -13,6 +13,8 @@ export interface ThroughputLine {
   latency: LatencySummary;
   split?: TimeSplit;
   maxRssBytes: number;
+  gatewayCpuMs: number;
+  clientCpuMs: number;
 }
 
 export interface ListLine {
@@ -41,6 +43,7 @@ export interface BenchResults {
   durationMs: number;
   settings: Record<string, string>;
   direct: LatencySummary;
+  directCeiling: { callsPerSecond: number; cpuMsPerCall: number };
   http: LatencySummary;
   httpSplit?: TimeSplit;
   stdio: LatencySummary;
@@ -118,29 +121,41 @@ export function renderResults(r: BenchResults): string {
 
   out.push("### Throughput, Streamable HTTP, audited (one MCP session per concurrent agent)", "");
   out.push(
-    "| sessions | calls/s | calls | errors | p50 | p99 | audit wait (share of call) | records per commit | max RSS |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| sessions | calls/s | calls | errors | p50 | p99 | gateway CPU per call | client CPU per call | audit intent wait (share of call) | max RSS |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   );
   for (const t of r.throughput) {
     out.push(
       `| ${t.sessions} | ${int(t.callsPerSecond)} | ${int(t.calls)} | ${t.errors}${t.firstError ? ` (${t.firstError.slice(0, 80)})` : ""} | ${ms(t.latency.p50)} | ${ms(t.latency.p99)} | ` +
-        `${t.split ? `${ms(t.split.auditMs)} (${pct(t.split.auditShare)})` : "n/a"} | ${t.split ? t.split.groupSize.toFixed(1) : "n/a"} | ${mb(t.maxRssBytes)} |`,
+        `${ms(t.gatewayCpuMs, 2)} | ${ms(t.clientCpuMs, 2)} | ${t.split ? `${ms(t.split.auditMs)} (${pct(t.split.auditShare)})` : "n/a"} | ${mb(t.maxRssBytes)} |`,
     );
   }
-  out.push("");
+  out.push(
+    "",
+    `The machine's ceiling for comparison: plain keep-alive GETs to the same upstream, 64 concurrent, no gateway: ` +
+      `${int(r.directCeiling.callsPerSecond)} calls/s at ${ms(r.directCeiling.cpuMsPerCall, 2)} CPU per call (client and upstream together). ` +
+      `Calls/s through the gateway are bounded by 2 cores / (gateway CPU + client CPU per call).`,
+    "",
+  );
 
   out.push("### tools/list, filtered for an identity that sees half of the registry", "");
   out.push(
-    "| registered | visible | pages | one page (SDK client) p50 / p99 | one page (raw JSON-RPC) p50 / p99 | full listing p50 / p99 | gateway startup | RSS |",
+    "| registered | visible | pages | one page, raw JSON-RPC p50 / p99 | one page, SDK client p50 / p99 | full listing, SDK client p50 / p99 | gateway startup | RSS |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
   );
   for (const l of r.lists) {
     out.push(
-      `| ${int(l.registered)} | ${int(l.visible)} | ${l.pages} | ${ms(l.onePage.p50)} / ${ms(l.onePage.p99)} | ${ms(l.onePageRaw.p50)} / ${ms(l.onePageRaw.p99)} | ` +
+      `| ${int(l.registered)} | ${int(l.visible)} | ${l.pages} | ${ms(l.onePageRaw.p50)} / ${ms(l.onePageRaw.p99)} | ${ms(l.onePage.p50)} / ${ms(l.onePage.p99)} | ` +
         `${ms(l.full.p50, 1)} / ${ms(l.full.p99, 1)} | ${ms(l.startupMs, 0)} | ${mb(l.rssBytes)} |`,
     );
   }
-  out.push("");
+  out.push(
+    "",
+    "Raw JSON-RPC is the gateway's answer as an HTTP client receives it. The SDK client additionally validates the " +
+      "page and compiles an ajv validator for every tool's outputSchema on every tools/list (Client.cacheToolMetadata), " +
+      "which is client CPU, not gateway time.",
+    "",
+  );
 
   out.push("### Memory and startup", "");
   out.push(`- RSS of the HTTP gateway at idle (after warm-up): ${mb(r.rssIdleBytes)}`);
@@ -160,7 +175,12 @@ export function renderResults(r: BenchResults): string {
       `\`node --cpu-prof\` on the gateway child; ${ms(p.summary.busyMs, 0)} of sampled non-idle CPU.`,
       "",
     );
-    out.push("| where (self time) | ms | share |", "| --- | --- | --- |");
+    out.push(
+      "| stage (whole stack: a sample counts for the first stage on it) | ms | share |",
+      "| --- | --- | --- |",
+    );
+    for (const st of p.summary.stages) out.push(`| ${st.stage} | ${st.ms.toFixed(0)} | ${pct(st.share)} |`);
+    out.push("", "| where (self time) | ms | share |", "| --- | --- | --- |");
     for (const a of p.summary.areas.slice(0, 14))
       out.push(`| ${a.area} | ${a.ms.toFixed(0)} | ${pct(a.share)} |`);
     out.push("", "| top frames (self time) | ms | share |", "| --- | --- | --- |");

@@ -27,6 +27,7 @@ import {
   connectHttp,
   connectStdio,
   directLatencies,
+  directThroughput,
   listAll,
   rawListPage,
   throughput,
@@ -58,6 +59,7 @@ const S = {
   listSizes: [100, 1_000, 10_000],
   listPageRuns: QUICK ? 30 : 300,
   listFullRuns: QUICK ? 3 : 20,
+  listFullBudgetMs: QUICK ? 2_000 : 15_000,
   startupOperations: 500,
   startupRuns: QUICK ? 1 : 3,
   profileMs: QUICK ? 3_000 : 10_000,
@@ -116,7 +118,7 @@ async function withGateway<T>(
 async function measureThroughput(gw: HttpGateway, sessions: number): Promise<ThroughputLine> {
   let maxRss = rssOf(gw.pid);
   const before = await scrapeMetrics(gw.url);
-  const r = await throughput(gw.url, sessions, S.throughputMs, () => {
+  const r = await throughput(gw.url, sessions, S.throughputMs, gw.pid, () => {
     maxRss = Math.max(maxRss, rssOf(gw.pid));
   });
   const after = await scrapeMetrics(gw.url);
@@ -128,12 +130,15 @@ async function measureThroughput(gw: HttpGateway, sessions: number): Promise<Thr
     errors: r.errors,
     latency: summarize(r.latencies),
     maxRssBytes: maxRss,
+    gatewayCpuMs: r.gatewayCpuMs,
+    clientCpuMs: r.clientCpuMs,
     ...(r.firstError ? { firstError: r.firstError } : {}),
     ...(split ? { split } : {}),
   };
   log(
     `  ${sessions} sessions: ${int(line.callsPerSecond)} calls/s, p50 ${ms(line.latency.p50)}, p99 ${ms(line.latency.p99)}, ` +
-      `errors ${line.errors}${line.firstError ? ` (${line.firstError})` : ""}, max RSS ${mb(maxRss)}`,
+      `errors ${line.errors}${line.firstError ? ` (${line.firstError})` : ""}, CPU/call gateway ${ms(r.gatewayCpuMs, 2)} ` +
+      `client ${ms(r.clientCpuMs, 2)}, max RSS ${mb(maxRss)}`,
   );
   return line;
 }
@@ -157,8 +162,13 @@ async function measureList(cmd: GatewayCommand, upstream: Upstream, registered: 
           )[0],
         );
       }
+      // The SDK client's full listing of 5,000 tools takes seconds (its own ajv compiles): bounded
+      // by time too, so the whole run stays within minutes.
       const full: number[] = [];
-      for (let i = 0; i < S.listFullRuns; i++) full.push((await timed(() => listAll(client)))[0]);
+      const fullDeadline = performance.now() + S.listFullBudgetMs;
+      for (let i = 0; i < S.listFullRuns && (i < 3 || performance.now() < fullDeadline); i++) {
+        full.push((await timed(() => listAll(client)))[0]);
+      }
       const line: ListLine = {
         registered,
         visible: tools,
@@ -265,10 +275,12 @@ function targetsOf(r: Omit<BenchResults, "targets" | "profiles">): Target[] {
       pass: best >= TARGET_CALLS_PER_S,
     },
     {
-      what: "tools/list, 10,000-tool registry, one page p50 (SDK client)",
+      what: "tools/list, 10,000-tool registry, one page p50 (the gateway's answer over HTTP)",
       target: `< ${TARGET_LIST_MS} ms`,
-      measured: list10k ? `${ms(list10k.onePage.p50)} (p99 ${ms(list10k.onePage.p99)})` : "not run",
-      pass: list10k !== undefined && list10k.onePage.p50 < TARGET_LIST_MS,
+      measured: list10k
+        ? `${ms(list10k.onePageRaw.p50)} (p99 ${ms(list10k.onePageRaw.p99)}; with the SDK client's own processing ${ms(list10k.onePage.p50)})`
+        : "not run",
+      pass: list10k !== undefined && list10k.onePageRaw.p50 < TARGET_LIST_MS,
     },
     {
       what: "RSS, highest seen (idle, load, 10,000 tools)",
@@ -278,6 +290,15 @@ function targetsOf(r: Omit<BenchResults, "targets" | "profiles">): Target[] {
     },
   ];
 }
+
+// undici's fetch detaches its listener from the SDK client's session AbortSignal only when the
+// request is garbage-collected; thousands of calls on one session trip this warning in the load
+// client. It says nothing about the gateway, so only that one is silenced.
+process.removeAllListeners("warning");
+process.on("warning", (w) => {
+  if (w.name === "MaxListenersExceededWarning" && w.message.includes("AbortSignal")) return;
+  process.stderr.write(`${w.name}: ${w.message}\n`);
+});
 
 async function main(): Promise<void> {
   const started = performance.now();
@@ -292,6 +313,10 @@ async function main(): Promise<void> {
     log("direct calls to the upstream…");
     const direct = summarize(await directLatencies(upstream.url, S.warmup, S.latencyCalls));
     log(`  p50 ${ms(direct.p50)}, p99 ${ms(direct.p99)}`);
+    const ceiling = await directThroughput(upstream.url, 64, S.throughputMs / 2);
+    log(
+      `  64 concurrent: ${int(ceiling.callsPerSecond)} calls/s (${ms(ceiling.cpuMsPerCall, 2)} CPU per call, client and server)`,
+    );
 
     log("gateway over Streamable HTTP…");
     const callPhase = await withGateway(cmd, { kind: "calls" }, upstream, async (gw) => {
@@ -349,6 +374,7 @@ async function main(): Promise<void> {
         Object.entries(S).map(([k, v]) => [k, Array.isArray(v) ? v.join("/") : String(v)]),
       ),
       direct,
+      directCeiling: ceiling,
       http: callPhase.http,
       ...(callPhase.httpSplit ? { httpSplit: callPhase.httpSplit } : {}),
       stdio,
@@ -368,7 +394,7 @@ async function main(): Promise<void> {
     if (want("gateway p50") || want("audited calls")) {
       log("profiling the gateway under 64-session load…");
       const summary = await profileUnder(upstream, { kind: "calls" }, async (gw) => {
-        await throughput(gw.url, 64, S.profileMs);
+        await throughput(gw.url, 64, S.profileMs, gw.pid);
       });
       if (summary) profiles.push({ why: `tool calls, 64 sessions for ${S.profileMs / 1000} s`, summary });
     }

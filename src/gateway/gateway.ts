@@ -1,5 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
-import canonicalize from "canonicalize";
+import { hash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { CallToolResult, ListToolsResult, Tool } from "@modelcontextprotocol/sdk/types.js";
 import {
@@ -28,6 +27,7 @@ import {
   tracer,
   type GatewayMetrics,
 } from "./telemetry.js";
+import { canonicalJson } from "../audit/record.js";
 import { validateArguments } from "./validate.js";
 import { loopSubject, type LoopGuard, type LoopTicket } from "./loop-guard.js";
 import type { Context, Span } from "@opentelemetry/api";
@@ -292,11 +292,11 @@ export class Gateway {
         this.metrics?.upstreamSeconds.observe(labels, (performance.now() - upstreamStarted) / 1000),
       );
       // 8. Outcome record. 9. Map the result.
-      const mapped = this.mapResult(tool, result);
+      const { mapped, digestJson } = this.mapResult(tool, result);
       const outcome = mapped.isError === true ? "error" : "ok";
       await inSpan("audit.outcome", rootCtx, {}, () =>
         this.recordOutcome(identity, callId, tool, started, outcome, log, {
-          resultDigest: digest(mapped.structuredContent ?? mapped.content),
+          resultDigest: digestOfJson(digestJson),
           ...(mapped.isError ? { errorCode: "UPSTREAM_ERROR" } : {}),
         }),
       );
@@ -455,12 +455,20 @@ export class Gateway {
     }
   }
 
-  private mapResult(tool: RegisteredTool, result: ToolResult): CallToolResult {
+  /**
+   * The agent-facing result, and the JSON its digest is computed over (the structured content, or
+   * the content), serialised once: a result can be large and is otherwise serialised up to three times.
+   */
+  private mapResult(
+    tool: RegisteredTool,
+    result: ToolResult,
+  ): { mapped: CallToolResult; digestJson: string } {
     const structured = result.structuredContent;
-    const text = result.text ?? (structured === undefined ? "" : safeJson(structured));
+    const structuredJson = structured === undefined ? undefined : safeJson(structured);
+    const text = result.text ?? structuredJson ?? "";
     const size =
       Buffer.byteLength(text) +
-      (structured !== undefined && result.text !== undefined ? Buffer.byteLength(safeJson(structured)) : 0);
+      (structuredJson !== undefined && result.text !== undefined ? Buffer.byteLength(structuredJson) : 0);
     if (size > this.limits.maxResultBytes) {
       throw new GatewayError(
         "UPSTREAM_BAD_RESPONSE",
@@ -472,10 +480,14 @@ export class Gateway {
       out.isError = true;
       // An error's shape need not match the tool's outputSchema, so clients must not validate it.
       if (structured !== undefined && tool.def.outputSchema === undefined) out.structuredContent = structured;
-      return out;
+    } else if (structured !== undefined) {
+      out.structuredContent = structured;
     }
-    if (structured !== undefined) out.structuredContent = structured;
-    return out;
+    const digestJson =
+      out.structuredContent !== undefined && structuredJson !== undefined
+        ? structuredJson
+        : safeJson(out.content);
+    return { mapped: out, digestJson };
   }
 
   // --- audit --------------------------------------------------------------------------------
@@ -587,9 +599,16 @@ function auditIdentity(identity: Identity): NonNullable<AuditEvent["identity"]> 
 }
 
 function digest(value: unknown): string {
-  return `sha256:${createHash("sha256")
-    .update(canonicalize(JSON.parse(safeJson(value ?? null))) ?? "")
-    .digest("hex")}`;
+  return digestOfJson(safeJson(value ?? null));
+}
+
+/**
+ * SHA-256 of the RFC 8785 form of a JSON text. JSON.parse output is plain JSON, which the audit
+ * log's serialiser renders exactly as the canonicalize package does, only faster; one-shot
+ * hashing skips a Hash object per call.
+ */
+function digestOfJson(json: string): string {
+  return `sha256:${hash("sha256", canonicalJson(JSON.parse(json)))}`;
 }
 
 function toError(err: unknown, fallback: "INTERNAL" | "UPSTREAM_ERROR", tool?: RegisteredTool): GatewayError {
