@@ -72,13 +72,6 @@ const RETRYABLE_CODES = new Set([
   "CANCELLED",
 ]);
 
-function errorCodeOf(result: CallToolResult): string | undefined {
-  if (!result.isError) return undefined;
-  const first = result.content[0];
-  const text = first && first.type === "text" ? first.text : "";
-  return /^([A-Z_]+):/.exec(text)?.[1];
-}
-
 /**
  * The invocation pipeline, in the order of ARCHITECTURE.md. Every call passes through `callTool`
  * and nowhere else; each stage is a method so the order is visible in one place.
@@ -241,8 +234,7 @@ export class Gateway {
       if (this.traceArguments) root.setAttribute("portcullis.arguments", safeJson(callArgs));
       const result = await this.run(identity, callId, target, callArgs, options, log, rootCtx, root, started);
       // Following our own "retry after" advice must not look like a loop.
-      const code =
-        (result._meta?.["portcullis/error"] as { code?: string } | undefined)?.code ?? errorCodeOf(result);
+      const code = (result._meta?.["portcullis/error"] as { code?: string } | undefined)?.code;
       if (code !== undefined && RETRYABLE_CODES.has(code)) this.loopGuard?.release(loopTicket);
       return result;
     } finally {
@@ -631,7 +623,8 @@ export function errorResult(error: GatewayError, callId?: string): CallToolResul
     content: [{ type: "text", text: `${error.code}: ${error.message}${suffix}` }],
     isError: true,
   };
-  if (error.details) result._meta = { "portcullis/error": { code: error.code, ...error.details } };
+  // The code, machine-readable, for agents that branch on it (and for the loop guard).
+  result._meta = { "portcullis/error": { code: error.code, ...error.details } };
   return result;
 }
 
