@@ -11,6 +11,7 @@ import { describeStartupError, startRuntime, type Runtime } from "./server/runti
 import { serveStdio, stdioIdentity } from "./server/stdio.js";
 import { startTracing } from "./server/tracing.js";
 import { runAuditCommand } from "./audit/cli.js";
+import { openAuditLog } from "./audit/open.js";
 import { auditSchema, type AuditConfig } from "./config/audit-schema.js";
 import { runApprovalsCommand } from "./scopes/cli.js";
 import { runConnectorsCommand } from "./server/connectors-cli.js";
@@ -51,7 +52,14 @@ const commands: Record<string, Command> = {
   validate: validateCommand,
   tools: toolsCommand,
   audit: auditCommand,
-  approvals: (argv, env) => runApprovalsCommand(argv, env),
+  approvals: (argv, env) =>
+    runApprovalsCommand(argv, {
+      ...env,
+      openAudit: async (loaded) =>
+        loaded.config.audit.enabled
+          ? openAuditLog({ config: loaded.config.audit, dir: loaded.auditDir, logger: createLogger("warn") })
+          : undefined,
+    }),
   connectors: (argv, env) => runConnectorsCommand(argv, env),
 };
 

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { loadGatewayConfig } from "../config/load.js";
-import { createLogger, GatewayError, safeJson, type Identity } from "../core/index.js";
+import { createLogger, GatewayError, safeJson, type AuditSink, type Identity } from "../core/index.js";
 import type { ApprovalRecord, ApprovalStatus } from "./approvals.js";
 import { createAuthenticator } from "./authenticator.js";
 import { localIdentity } from "./identity.js";
@@ -9,6 +9,11 @@ import { openApprovalStore } from "./setup.js";
 /** Same shape as src/cli.ts CliEnv. */
 export interface ApprovalsCliEnv {
   configPath: string;
+  /**
+   * Opens the audit log so that a decision made here is recorded like one made over HTTP. Given by
+   * the CLI host (scopes does not depend on src/audit); absent → decisions are not audited.
+   */
+  openAudit?: (loaded: ReturnType<typeof loadGatewayConfig>) => Promise<AuditSink | undefined>;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   env?: NodeJS.ProcessEnv;
@@ -101,11 +106,15 @@ export async function runApprovalsCommand(argv: string[], io: ApprovalsCliEnv): 
   }
   let loaded: ReturnType<typeof loadGatewayConfig>;
   let store: ReturnType<typeof openApprovalStore>;
+  let audit: AuditSink | undefined;
   const logger = createLogger("warn");
   try {
     loaded = loadGatewayConfig(io.configPath, env);
-    store = openApprovalStore(loaded.config.identity, loaded.auditDir, logger);
+    // A decision that cannot be recorded is not made: an unavailable audit log stops here.
+    if ((action === "approve" || action === "deny") && io.openAudit) audit = await io.openAudit(loaded);
+    store = openApprovalStore(loaded.config.identity, loaded.auditDir, logger, audit);
   } catch (err) {
+    await audit?.close();
     if (err instanceof GatewayError) {
       io.stderr.write(`${err.message}\n`);
       return 1;
@@ -182,5 +191,6 @@ export async function runApprovalsCommand(argv: string[], io: ApprovalsCliEnv): 
     throw err;
   } finally {
     store.close();
+    await audit?.close();
   }
 }

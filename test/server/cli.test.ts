@@ -1,8 +1,13 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { openAuditLog } from "../../src/audit/open.js";
 import { main } from "../../src/cli.js";
+import { auditSchema } from "../../src/config/audit-schema.js";
+import { loadGatewayConfig } from "../../src/config/load.js";
+import { startRuntime } from "../../src/server/runtime.js";
+import { testLogger } from "../helpers/logger.js";
 import { createDeployment, type Deployment } from "../helpers/deployment.js";
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -99,6 +104,45 @@ describe("portcullis CLI (in process, real files)", () => {
     const removed = await run("connectors", "remove", "more", "--config", d.configPath);
     expect(removed.code).toBe(0);
     expect(existsSync(join(d.dir, "connectors", "more.json"))).toBe(false);
+  });
+
+  it("approvals approve records the decision in the audit log, by the deciding identity", async () => {
+    d.write("scopes/tester.json", {
+      name: "tester",
+      description: "Inventory; big changes need a human.",
+      tools: ["inv__get_item", { tool: "inv__set_qty", approval: { when: "qty > 100" } }],
+    });
+    const config = JSON.parse(readFileSync(d.configPath, "utf8")) as Record<string, unknown>;
+    const runtime = await startRuntime(loadGatewayConfig(d.configPath), testLogger);
+    const parked = await runtime.gateway.callTool(runtime.localIdentity!, "inv__set_qty", {
+      sku: "A-1",
+      qty: 500,
+    });
+    const approvalId = (parked._meta?.["portcullis/error"] as { approvalId: string }).approvalId;
+    await runtime.close();
+
+    // Another person decides: the local identity of this invocation is the approver.
+    d.write("mcp.config.json", {
+      ...config,
+      identity: { local: { subject: "boss@example.com", scopes: ["approver"] } },
+    });
+    const { code, out } = await run("approvals", "approve", approvalId, "--config", d.configPath);
+    expect(code).toBe(0);
+    expect(out).toContain(`${approvalId} approved by boss@example.com`);
+
+    const log = await openAuditLog({
+      config: auditSchema.parse({}),
+      dir: join(d.dir, "audit"),
+      logger: testLogger,
+    });
+    try {
+      const events = log
+        .query({ type: "approval.approved", limit: 10 })
+        .records.map((r) => (r.record as unknown as { event: { identity?: { subject: string } } }).event);
+      expect(events.map((e) => e.identity?.subject)).toContain("boss@example.com");
+    } finally {
+      await log.close();
+    }
   });
 
   it("an unknown command prints usage, exit 2", async () => {
