@@ -79,6 +79,18 @@ export function connectionIntact(f: SqlFailure): boolean {
   );
 }
 
+/** A pool that gave no connection within the budget means the database is unreachable, not slow SQL. */
+export function connectFailure(f: SqlFailure, cause: unknown): SqlFailure {
+  return f.category === "timeout"
+    ? new SqlFailure(
+        "unavailable",
+        "database unreachable (no connection within the time budget)",
+        undefined,
+        cause,
+      )
+    : f;
+}
+
 /** First line of a database message, without credentials in URLs, capped in length. */
 export function sanitizeDbMessage(message: unknown): string {
   const text = String(message ?? "")

@@ -10,6 +10,7 @@ import {
   type ColumnInfo,
   type Engine,
   connectionIntact,
+  connectFailure,
   type ExecRequest,
   type ExecResult,
   type FailureCategory,
@@ -255,16 +256,7 @@ export class MysqlEngine implements Engine {
         );
       });
     } catch (err) {
-      const f = classifyMysql(err);
-      if (f.category === "timeout") {
-        throw new SqlFailure(
-          "unavailable",
-          "database unreachable (no connection within the time budget)",
-          undefined,
-          err,
-        );
-      }
-      throw f;
+      throw connectFailure(classifyMysql(err), err);
     }
   }
 

@@ -9,6 +9,7 @@ import {
   type ColumnInfo,
   type Engine,
   connectionIntact,
+  connectFailure,
   type ExecRequest,
   type ExecResult,
   type FailureCategory,
@@ -259,16 +260,7 @@ export class PostgresEngine implements Engine {
       }
       return client;
     } catch (err) {
-      const f = classifyPg(err);
-      if (f.category === "timeout") {
-        throw new SqlFailure(
-          "unavailable",
-          "database unreachable (no connection within the time budget)",
-          undefined,
-          err,
-        );
-      }
-      throw f;
+      throw connectFailure(classifyPg(err), err);
     }
   }
 
