@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { loadGatewayConfig, DEFAULT_CONFIG_FILE, type LoadedGatewayConfig } from "./config/load.js";
 import { createLogger, safeJson, type Identity, type Logger } from "./core/index.js";
-import { startDemo, type DemoBackend } from "./demo/index.js";
+import type { DemoBackend } from "./demo/index.js";
 import type { RunningHttpServer } from "./server/http.js";
 import { startHttp } from "./server/serve-http.js";
 import { describeStartupError, startRuntime, type Runtime } from "./server/runtime.js";
@@ -109,7 +109,10 @@ async function prepare(
   const level = loaded.config.logging.level;
   // One-shot commands print their answer on stdout; routine startup chatter would drown it.
   const logger = createLogger(quiet && (level === "info" || level === "debug") ? "warn" : level);
-  const demo = loaded.config.demo.enabled ? await startDemo({ repoRoot: REPO_ROOT, logger }) : undefined;
+  // Imported only when on: the demo backends pull in the SOAP and AMQP stacks.
+  const demo = loaded.config.demo.enabled
+    ? await (await import("./demo/index.js")).startDemo({ repoRoot: REPO_ROOT, logger })
+    : undefined;
   return { loaded, logger, demo };
 }
 
@@ -125,7 +128,7 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
         ? "http"
         : "stdio";
 
-  const tracing = startTracing(logger);
+  const tracing = await startTracing(logger);
   let runtime: Runtime;
   try {
     runtime = await startRuntime(loaded, logger);

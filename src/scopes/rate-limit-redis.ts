@@ -1,4 +1,6 @@
-import { Redis } from "ioredis";
+import { createRequire } from "node:module";
+import type * as IoRedis from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { GatewayError } from "../core/index.js";
 import type { Bucket, RateLimiter, TakeResult } from "./rate-limit.js";
@@ -62,7 +64,9 @@ export class RedisRateLimiter implements RateLimiter {
 
   constructor(private readonly opts: RedisRateLimiterOptions) {
     this.prefix = opts.keyPrefix;
-    this.redis = new Redis(opts.url, {
+    // Loaded only when Redis rate limits are configured: most gateways never need the client.
+    const { Redis: RedisClient } = createRequire(import.meta.url)("ioredis") as typeof IoRedis;
+    this.redis = new RedisClient(opts.url, {
       lazyConnect: true,
       maxRetriesPerRequest: 1,
       enableOfflineQueue: true,

@@ -1,11 +1,3 @@
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import {
-  defaultResource,
-  envDetector,
-  detectResources,
-  resourceFromAttributes,
-} from "@opentelemetry/resources";
-import { BatchSpanProcessor, NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import type { Logger } from "pino";
 import { SERVER_VERSION } from "./mcp-server.js";
 
@@ -14,11 +6,12 @@ import { SERVER_VERSION } from "./mcp-server.js";
  * unless they ask for it: OTEL_TRACES_EXPORTER=otlp, or an OTLP endpoint
  * (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). OTEL_SDK_DISABLED=true wins.
  * The console exporter is refused: under stdio it would write spans into the MCP stream.
+ * The OpenTelemetry SDK is imported only when tracing is on (it costs ~15 MB of memory otherwise).
  */
-export function startTracing(
+export async function startTracing(
   logger: Logger,
   env: NodeJS.ProcessEnv = process.env,
-): { shutdown(): Promise<void> } | undefined {
+): Promise<{ shutdown(): Promise<void> } | undefined> {
   if (env.OTEL_SDK_DISABLED === "true") return undefined;
   const exporter = env.OTEL_TRACES_EXPORTER?.trim();
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
@@ -30,6 +23,15 @@ export function startTracing(
     );
     return undefined;
   }
+  const [
+    { OTLPTraceExporter },
+    { defaultResource, envDetector, detectResources, resourceFromAttributes },
+    sdk,
+  ] = await Promise.all([
+    import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace-node"),
+  ]);
   const resource = defaultResource()
     .merge(
       resourceFromAttributes({
@@ -38,9 +40,9 @@ export function startTracing(
       }),
     )
     .merge(detectResources({ detectors: [envDetector] }));
-  const provider = new NodeTracerProvider({
+  const provider = new sdk.NodeTracerProvider({
     resource,
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+    spanProcessors: [new sdk.BatchSpanProcessor(new OTLPTraceExporter())],
   });
   provider.register();
   logger.info({ endpoint }, "OpenTelemetry tracing on (OTLP/HTTP)");
