@@ -23,7 +23,7 @@ export class UpstreamFailure extends GatewayError {
   readonly retryAfterMs: number | undefined;
 }
 
-/** Causes keep only a code and a classified message: raw axios errors carry request headers. */
+/** Causes keep only a code and a classified message: raw transport errors can carry request details. */
 function safeCause(failure: TransportFailure): Error {
   return Object.assign(new Error(failure.message), { code: failure.code ?? failure.kind });
 }
