@@ -1,4 +1,5 @@
 import { Agent, request } from "node:http";
+import { Readable } from "node:stream";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -49,9 +50,54 @@ export async function directLatencies(baseUrl: string, warmup: number, n: number
   }
 }
 
+/**
+ * A `fetch` for the SDK's HTTP client transport over node:http with a keep-alive agent. The load
+ * client shares the machine's two cores with the gateway; Node's built-in fetch (undici) costs
+ * several times more CPU per request, which would be measured as the gateway's lost throughput.
+ * SSE answers stay streams (the SDK reads the standalone GET stream); JSON answers are buffered.
+ */
+export function keepAliveFetch(agent: Agent): typeof fetch {
+  return (input, init) =>
+    new Promise<Response>((resolve, reject) => {
+      const url = input instanceof Request ? input.url : input;
+      const headers: Record<string, string> = {};
+      new Headers(init?.headers).forEach((v, k) => (headers[k] = v));
+      const req = request(
+        url,
+        { method: init?.method ?? "GET", headers, agent, ...(init?.signal ? { signal: init.signal } : {}) },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          const responseHeaders = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) {
+            if (v !== undefined) responseHeaders.set(k, Array.isArray(v) ? v.join(", ") : v);
+          }
+          if (res.headers["content-type"]?.startsWith("text/event-stream")) {
+            resolve(
+              new Response(Readable.toWeb(res) as ReadableStream, { status, headers: responseHeaders }),
+            );
+            return;
+          }
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const empty = status === 204 || status === 304;
+            resolve(new Response(empty ? null : Buffer.concat(chunks), { status, headers: responseHeaders }));
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(typeof init?.body === "string" ? init.body : undefined);
+    });
+}
+
+/** Shared by every load session, as one agent process's HTTP client would be. */
+const benchAgent = new Agent({ keepAlive: true, maxSockets: 256 });
+
 export async function connectHttp(url: URL, name = "portcullis-bench"): Promise<Client> {
   const client = new Client({ name, version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(url));
+  const fetchImpl = process.env.BENCH_FETCH === "undici" ? undefined : keepAliveFetch(benchAgent);
+  await client.connect(new StreamableHTTPClientTransport(url, fetchImpl ? { fetch: fetchImpl } : {}));
   return client;
 }
 

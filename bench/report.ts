@@ -43,6 +43,8 @@ export interface BenchResults {
   durationMs: number;
   settings: Record<string, string>;
   direct: LatencySummary;
+  /** Two durable SQLite commits in a row on the same disk: the floor under an audited call. */
+  durableFloor: LatencySummary;
   directCeiling: { callsPerSecond: number; cpuMsPerCall: number };
   http: LatencySummary;
   httpSplit?: TimeSplit;
@@ -99,6 +101,7 @@ export function renderResults(r: BenchResults): string {
   out.push("### Latency of one tool call (sequential, one session)", "");
   out.push("| path | calls | p50 | p90 | p99 | mean |", "| --- | --- | --- | --- | --- | --- |");
   out.push(latencyRow("direct to the upstream (node:http, keep-alive)", r.direct));
+  out.push(latencyRow("two durable SQLite commits in a row, no gateway (the audit floor)", r.durableFloor));
   out.push(latencyRow("through the gateway, Streamable HTTP, audited", r.http));
   out.push(latencyRow("through the gateway, stdio, audited", r.stdio));
   out.push("");
@@ -106,7 +109,10 @@ export function renderResults(r: BenchResults): string {
     `Gateway overhead at p50: HTTP +${ms(r.http.p50 - r.direct.p50)} (×${(r.http.p50 / r.direct.p50).toFixed(2)}), ` +
       `stdio +${ms(r.stdio.p50 - r.direct.p50)} (×${(r.stdio.p50 / r.direct.p50).toFixed(2)}); ` +
       `at p99: HTTP +${ms(r.http.p99 - r.direct.p99)} (×${(r.http.p99 / r.direct.p99).toFixed(2)}), ` +
-      `stdio +${ms(r.stdio.p99 - r.direct.p99)} (×${(r.stdio.p99 / r.direct.p99).toFixed(2)}).`,
+      `stdio +${ms(r.stdio.p99 - r.direct.p99)} (×${(r.stdio.p99 / r.direct.p99).toFixed(2)}). ` +
+      `An audited call waits for two durable commits (intent before the upstream is touched, outcome before the ` +
+      `result is returned); on this disk those alone take ${ms(r.durableFloor.p50)} at p50, so the gateway's own ` +
+      `share of the overhead is HTTP +${ms(r.http.p50 - r.direct.p50 - r.durableFloor.p50)}, stdio +${ms(r.stdio.p50 - r.direct.p50 - r.durableFloor.p50)}.`,
   );
   if (r.httpSplit) {
     const s = r.httpSplit;

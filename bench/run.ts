@@ -33,6 +33,7 @@ import {
   throughput,
   timed,
 } from "./load.js";
+import { durableCommitPairs } from "./floor.js";
 import { machineInfo, rssOf } from "./machine.js";
 import { scrapeMetrics, splitBetween } from "./metrics.js";
 import { findProfile, summarizeProfile } from "./profile.js";
@@ -246,6 +247,7 @@ async function profileUnder(
 function targetsOf(r: Omit<BenchResults, "targets" | "profiles">): Target[] {
   const overhead = r.http.p50 - r.direct.p50;
   const stdioOverhead = r.stdio.p50 - r.direct.p50;
+  const floor = `; two durable commits alone take ${ms(r.durableFloor.p50)} on this disk`;
   const best = Math.max(...r.throughput.map((t) => t.callsPerSecond));
   const at64 = r.throughput.find((t) => t.sessions === 64);
   const list10k = r.lists.find((l) => l.registered === 10_000);
@@ -259,13 +261,13 @@ function targetsOf(r: Omit<BenchResults, "targets" | "profiles">): Target[] {
     {
       what: "gateway p50 vs direct call (HTTP)",
       target: `≤ +${TARGET_OVERHEAD_MS} ms`,
-      measured: `+${ms(overhead)} (${ms(r.http.p50)} vs ${ms(r.direct.p50)})`,
+      measured: `+${ms(overhead)} (${ms(r.http.p50)} vs ${ms(r.direct.p50)}${floor})`,
       pass: overhead <= TARGET_OVERHEAD_MS,
     },
     {
       what: "gateway p50 vs direct call (stdio)",
       target: `≤ +${TARGET_OVERHEAD_MS} ms`,
-      measured: `+${ms(stdioOverhead)} (${ms(r.stdio.p50)} vs ${ms(r.direct.p50)})`,
+      measured: `+${ms(stdioOverhead)} (${ms(r.stdio.p50)} vs ${ms(r.direct.p50)}${floor})`,
       pass: stdioOverhead <= TARGET_OVERHEAD_MS,
     },
     {
@@ -313,6 +315,10 @@ async function main(): Promise<void> {
     log("direct calls to the upstream…");
     const direct = summarize(await directLatencies(upstream.url, S.warmup, S.latencyCalls));
     log(`  p50 ${ms(direct.p50)}, p99 ${ms(direct.p99)}`);
+    const durableFloor = durableCommitPairs(S.warmup, S.latencyCalls);
+    log(
+      `  two durable SQLite commits in a row (the audit floor): p50 ${ms(durableFloor.p50)}, p99 ${ms(durableFloor.p99)}`,
+    );
     const ceiling = await directThroughput(upstream.url, 64, S.throughputMs / 2);
     log(
       `  64 concurrent: ${int(ceiling.callsPerSecond)} calls/s (${ms(ceiling.cpuMsPerCall, 2)} CPU per call, client and server)`,
@@ -374,6 +380,7 @@ async function main(): Promise<void> {
         Object.entries(S).map(([k, v]) => [k, Array.isArray(v) ? v.join("/") : String(v)]),
       ),
       direct,
+      durableFloor,
       directCeiling: ceiling,
       http: callPhase.http,
       ...(callPhase.httpSplit ? { httpSplit: callPhase.httpSplit } : {}),
