@@ -181,7 +181,7 @@ function encodeBody(
         if (isFile && typeof v === "string") form.append(k, new Blob([Buffer.from(v, "base64")]), k);
         else form.append(k, scalar(v));
       }
-      // axios sets the multipart boundary itself.
+      // The transport sets the multipart boundary itself.
       return { data: form };
     }
   }
