@@ -284,6 +284,8 @@ export class HttpTransport {
 
 const ERROR_BODY_BYTES = 64 * 1024;
 const ACCEPT_ENCODING = "gzip, deflate, br";
+/** Sent when the caller names none (token endpoints): some identity providers refuse anonymous clients. */
+const DEFAULT_USER_AGENT = "portcullis-rest-connector";
 
 function outgoingHeaders(
   given: Record<string, string>,
@@ -292,14 +294,17 @@ function outgoingHeaders(
 ): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
   let acceptEncoding = false;
+  let userAgent = false;
   for (const name of Object.keys(given)) {
     const lower = name.toLowerCase();
+    if (lower === "user-agent") userAgent = true;
     // The body we send decides its length, and a multipart body its boundary.
     if (lower === "content-length" || (formType !== undefined && lower === "content-type")) continue;
     if (lower === "accept-encoding") acceptEncoding = true;
     out[name] = given[name];
   }
   if (!acceptEncoding) out["accept-encoding"] = ACCEPT_ENCODING;
+  if (!userAgent) out["user-agent"] = DEFAULT_USER_AGENT;
   if (formType !== undefined) out["content-type"] = formType;
   if (body !== undefined)
     out["content-length"] = typeof body === "string" ? Buffer.byteLength(body) : body.length;

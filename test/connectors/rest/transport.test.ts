@@ -73,6 +73,17 @@ const JSON_BODY = JSON.stringify({
 });
 
 describe("HttpTransport (node:http)", () => {
+  it("names itself when the caller sets no User-Agent (token requests) and keeps one that is set", async () => {
+    const up = await upstream((_req, res) => res.end("{}"));
+    const t = transport();
+    await t.send(get(`${up.url}/token`));
+    await t.send(get(`${up.url}/call`, { headers: { "User-Agent": "custom-agent/2" } }));
+    expect(up.requests.map((r) => r.headers["user-agent"])).toEqual([
+      "portcullis-rest-connector",
+      "custom-agent/2",
+    ]);
+  });
+
   it("asks for compression and decodes gzip, deflate (zlib and raw) and br answers", async () => {
     const encoders: Record<string, (b: Buffer) => Buffer> = {
       gzip: (b) => gzipSync(b),
