@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import {
   createServer,
   type IncomingMessage,
@@ -6,7 +5,6 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo } from "node:net";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { Logger } from "pino";
 import type { HttpConfig } from "../config/schema.js";
 import type { GatewayError } from "../core/index.js";
@@ -19,6 +17,7 @@ import {
 } from "../core/index.js";
 import type { Gateway } from "../gateway/gateway.js";
 import { createMcpSession } from "./mcp-server.js";
+import { NodeStreamableHttpTransport } from "./streamable-http.js";
 
 export interface RouteContext {
   identity: Identity;
@@ -57,7 +56,7 @@ export interface HttpServerOptions {
 }
 
 interface Session {
-  transport: StreamableHTTPServerTransport;
+  transport: NodeStreamableHttpTransport;
   subject: string;
   issuer: string | undefined;
   lastUsed: number;
@@ -188,7 +187,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     const sessionId = req.headers["mcp-session-id"];
     const body = req.method === "POST" ? await readJsonBody(req) : undefined;
     // The transport passes authInfo to handlers; the token itself is not kept anywhere.
-    (req as IncomingMessage & { auth?: unknown }).auth = {
+    const authInfo = {
       token: "",
       clientId: identity.clientId ?? "",
       scopes: [...identity.scopes],
@@ -207,7 +206,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
         );
       }
       session.lastUsed = Date.now();
-      await session.transport.handleRequest(req, res, body);
+      await session.transport.handleRequest(req, res, body, authInfo);
       return;
     }
     if (req.method !== "POST" || !isInitialize(body)) {
@@ -222,12 +221,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       logger,
       identityOf: (auth) => (auth?.extra?.identity as Identity | undefined) ?? identity,
     });
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      // Every answer to a POST is one JSON-RPC response (the gateway sends nothing else while a
-      // request runs: list_changed goes over the GET stream), so a plain JSON body does; an SSE
-      // stream per POST cost more CPU than the rest of the MCP layer (BENCHMARKS.md).
-      enableJsonResponse: true,
+    // Every answer to a POST is one JSON-RPC response (the gateway sends nothing else while a
+    // request runs: list_changed goes over the GET stream), so a plain JSON body does; an SSE
+    // stream per POST cost more CPU than the rest of the MCP layer (BENCHMARKS.md).
+    const transport: NodeStreamableHttpTransport = new NodeStreamableHttpTransport({
+      logger,
       onsessioninitialized: (id) => {
         sessions.set(id, {
           transport,
@@ -244,7 +242,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       if (transport.sessionId) endSession(transport.sessionId, "transport closed");
     };
     await mcp.connect(transport);
-    await transport.handleRequest(req, res, body);
+    await transport.handleRequest(req, res, body, authInfo);
+    // An initialize the transport refused (malformed params) opened no session: release it.
+    if (transport.sessionId === undefined) {
+      dispose();
+      await mcp.close();
+    }
   }
 
   function endSession(id: string, why: string): void {
