@@ -383,7 +383,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const sweeper = setInterval(
     () => {
       const cutoff = Date.now() - config.sessionIdleTimeoutMs;
-      for (const [id, s] of sessions) if (s.lastUsed < cutoff) endSession(id, "idle timeout");
+      // A session whose call is still running is not idle, however long that call takes.
+      for (const [id, s] of sessions) {
+        if (s.transport.busy) s.lastUsed = Date.now();
+        else if (s.lastUsed < cutoff) endSession(id, "idle timeout");
+      }
     },
     Math.min(60_000, config.sessionIdleTimeoutMs),
   ).unref();

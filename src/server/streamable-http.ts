@@ -58,6 +58,11 @@ export class NodeStreamableHttpTransport implements Transport {
 
   constructor(private readonly options: NodeStreamableHttpTransportOptions = {}) {}
 
+  /** True while a request of this session is still being answered. */
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
   async start(): Promise<void> {
     if (this.started) throw new Error("Transport already started");
     this.started = true;

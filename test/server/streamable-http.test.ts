@@ -327,6 +327,58 @@ describe("Streamable HTTP transport (raw HTTP against a real gateway on port 0)"
   });
 });
 
+describe("Streamable HTTP session expiry", () => {
+  it("ends an unused session but never one whose call is still running", async () => {
+    const deployment = createDeployment({
+      config: { transports: { http: { port: 0, sessionIdleTimeoutMs: 500 } } },
+    });
+    const loaded = loadGatewayConfig(deployment.configPath);
+    const runtime = await startRuntime(loaded, testLogger);
+    const http = await startHttpServer({
+      gateway: runtime.gateway,
+      config: loaded.config.transports.http,
+      serverName: "portcullis",
+      logger: testLogger,
+      ...(runtime.localIdentity ? { localIdentity: runtime.localIdentity } : {}),
+    });
+    try {
+      const post = (body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
+        fetch(http.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", accept: ACCEPT_BOTH, ...headers },
+          body: JSON.stringify(body),
+        });
+      const init = await post(INIT);
+      const session = {
+        "mcp-session-id": init.headers.get("mcp-session-id")!,
+        "mcp-protocol-version": LATEST_PROTOCOL_VERSION,
+      };
+      await post({ jsonrpc: "2.0", method: "notifications/initialized" }, session);
+      // Runs to the connector's 2 s timeout: four idle periods, each swept.
+      const res = await post(
+        {
+          jsonrpc: "2.0",
+          id: 2,
+          method: "tools/call",
+          params: { name: "inv__query", arguments: { sql: SLOW_SQL } },
+        },
+        session,
+      );
+      const answer = (await res.json()) as { result?: { isError?: boolean; content: { text: string }[] } };
+      expect(answer.result?.isError).toBe(true);
+      expect(answer.result?.content[0]?.text).toMatch(/^UPSTREAM_TIMEOUT/);
+      expect(http.sessionCount()).toBe(1);
+      // Unused after that: swept.
+      await waitFor(async () => http.sessionCount() === 0, 3_000);
+      expect((await post({ jsonrpc: "2.0", id: 3, method: "ping" }, session)).status).toBe(404);
+    } finally {
+      await http.close();
+      await runtime.close();
+      deployment.cleanup();
+    }
+  });
+});
+
 describe("Streamable HTTP transport with the SDK client", () => {
   let deployment: Deployment;
   let runtime: Runtime;
