@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
-import canonicalize from "canonicalize";
+import { hash } from "node:crypto";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { GatewayError, safeJson, type Identity } from "../core/index.js";
+import { canonicalJson } from "../audit/record.js";
 
 /** `limits.loopGuard` in mcp.config.json. */
 export const loopGuardSchema = z
@@ -232,12 +232,11 @@ export function loopSubject(identity: Identity): string {
 export function callKey(subject: string, tool: string, args: Record<string, unknown>): string {
   let canonical: string | undefined;
   try {
-    canonical = canonicalize([subject, tool, args]);
+    // The audit log's RFC 8785 serialiser: same output as the canonicalize package, several times faster.
+    canonical = canonicalJson([subject, tool, args]);
   } catch {
     // Arguments reach us as parsed JSON, so this is defensive: never let the guard break a call.
     canonical = undefined;
   }
-  return createHash("sha256")
-    .update(canonical ?? safeJson([subject, tool, args]))
-    .digest("base64url");
+  return hash("sha256", canonical ?? safeJson([subject, tool, args]), "base64url");
 }
