@@ -20,7 +20,7 @@ import { classify, TransportFailure, type HttpTransport, type RawResponse } from
 import type { SecretRedactor } from "./redact.js";
 import { prepareRequest, type PreparedRequest } from "./request.js";
 import { decodeBody, projectDense, shrinkToFit, textResult } from "./response.js";
-import { retryPolicy, type RetrySettings } from "./retry.js";
+import { firstRetryDelay, isRetryable, retryPolicy, type RetrySettings } from "./retry.js";
 import type { BoundTool } from "./tools.js";
 
 const TRACEPARENT = /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/;
@@ -75,7 +75,7 @@ export class RestConnector implements Connector {
     if (ctx.signal.aborted)
       throw transportError(where, classify(ctx.signal.reason, ctx.signal, false), budgetMs);
 
-    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(budgetMs)]);
+    const { signal, dispose } = deadlineSignal(ctx.signal, budgetMs);
     const deadline = Date.now() + budgetMs;
     const headers = this.baseHeaders(tool, ctx);
     const started = Date.now();
@@ -89,7 +89,7 @@ export class RestConnector implements Connector {
     };
     const mayRetry = tool.idempotent || this.parts.config.retry?.nonIdempotent === true;
     try {
-      const res = mayRetry ? await retryPolicy(this.retry, deadline).execute(once, signal) : await once();
+      const res = mayRetry ? await this.withRetries(once, signal, deadline) : await once();
       ctx.logger.debug(
         {
           connector: this.name,
@@ -115,6 +115,27 @@ export class RestConnector implements Connector {
         "rest call failed",
       );
       throw mapped;
+    } finally {
+      dispose();
+    }
+  }
+
+  /**
+   * The first attempt runs bare; only a failure the retry policy would retry builds the policy,
+   * which then makes the remaining attempts (most calls succeed at once, and a cockatiel policy per
+   * call showed in the gateway's CPU profile).
+   */
+  private async withRetries(
+    once: () => Promise<RawResponse>,
+    signal: AbortSignal,
+    deadline: number,
+  ): Promise<RawResponse> {
+    try {
+      return await once();
+    } catch (err) {
+      if (this.retry.maxAttempts <= 1 || !isRetryable(err, deadline) || signal.aborted) throw err;
+      await abortableDelay(firstRetryDelay(this.retry, err), signal);
+      return retryPolicy(this.retry, deadline, 1).execute(once, signal);
     }
   }
 
@@ -327,5 +348,42 @@ function tcpProbe(base: URL, timeoutMs: number): Promise<Health> {
     socket.once("error", (err: NodeJS.ErrnoException) =>
       done({ ok: false, detail: `cannot connect to ${base.host} (${err.code ?? "error"})` }),
     );
+  });
+}
+
+/**
+ * The call's signal cut to the connector's own budget: aborted with a TimeoutError when the budget
+ * runs out (as AbortSignal.timeout would), or with the caller's reason. One controller and one timer,
+ * released by `dispose`: AbortSignal.any and AbortSignal.timeout cost several times more per call.
+ */
+function deadlineSignal(parent: AbortSignal, budgetMs: number): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(parent.reason);
+  const timer = setTimeout(
+    () => controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")),
+    budgetMs,
+  );
+  if (parent.aborted) onAbort();
+  else parent.addEventListener("abort", onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      parent.removeEventListener("abort", onAbort);
+    },
+  };
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -31,14 +31,28 @@ class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<unknown>
  * Retries only failures the upstream told us are transient, and only while the wait still fits
  * in the call's time budget (a Retry-After beyond the deadline fails now, with the 429 message).
  */
-export function retryPolicy(settings: RetrySettings, deadline: number) {
-  const retryable = (err: Error): boolean => {
-    if (!(err instanceof UpstreamFailure) || !err.retryable) return false;
-    const wait = err.retryAfterMs ?? 0;
-    return Date.now() + wait < deadline;
-  };
-  return retry(handleWhen(retryable), {
-    maxAttempts: Math.max(0, settings.maxAttempts - 1),
-    backoff: new RetryAfterBackoff(settings),
-  });
+export function retryPolicy(settings: RetrySettings, deadline: number, attemptsMade = 0) {
+  return retry(
+    handleWhen((err) => isRetryable(err, deadline)),
+    {
+      maxAttempts: Math.max(0, settings.maxAttempts - 1 - attemptsMade),
+      backoff: new RetryAfterBackoff(settings, attemptsMade),
+    },
+  );
+}
+
+/** The wait before the second attempt, as the policy's backoff would choose it after `err`. */
+export function firstRetryDelay(settings: RetrySettings, err: unknown): number {
+  return new RetryAfterBackoff(settings).next({
+    attempt: 1,
+    result: { error: err as Error },
+    signal: new AbortController().signal,
+  }).duration;
+}
+
+/** A failure the upstream told us is transient, whose wait still fits in the call's budget. */
+export function isRetryable(err: unknown, deadline: number): boolean {
+  if (!(err instanceof UpstreamFailure) || !err.retryable) return false;
+  const wait = err.retryAfterMs ?? 0;
+  return Date.now() + wait < deadline;
 }
