@@ -40,6 +40,19 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
   return hash("sha256", nodeScratch, "buffer");
 }
 
+/**
+ * nodeHash over hashes held as 32-character latin1 strings (one character per byte). The fast
+ * verification path keeps every hash that way: a string result costs far less than a Buffer, and
+ * it hashes every record and node of the log.
+ */
+export function nodeHashLatin1(left: string, right: string): string {
+  for (let i = 0; i < HASH_SIZE; i++) {
+    nodeScratch[1 + i] = left.charCodeAt(i);
+    nodeScratch[1 + HASH_SIZE + i] = right.charCodeAt(i);
+  }
+  return hash("sha256", nodeScratch, "binary");
+}
+
 export function toBase64(hash: Uint8Array): string {
   return Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString("base64");
 }

@@ -1,4 +1,3 @@
-import canonicalize from "canonicalize";
 import type { AuditEvent } from "../core/governance.js";
 import { isPlainObject } from "../core/json.js";
 import { sha256 } from "./hash.js";
@@ -259,13 +258,4 @@ export function parseRecord(text: string): RecordEnvelope {
   if (!isPlainObject(event)) throw new RecordError("record event is not an object");
   if (Object.keys(value).length !== 4) throw new RecordError("record has unexpected members");
   return { v, seq: seq as number, prev, event };
-}
-
-/** True when `text` is exactly the RFC 8785 form of what it encodes. */
-export function isCanonical(text: string): boolean {
-  try {
-    return canonicalize(JSON.parse(text)) === text;
-  } catch {
-    return false;
-  }
 }

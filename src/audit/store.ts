@@ -163,6 +163,21 @@ export class SqliteAuditStore {
           "SELECT leaf, level, hash FROM nodes WHERE leaf >= ? AND leaf < ? ORDER BY leaf, level",
         )
         .raw(),
+      segmentRecords: db
+        .prepare<[number, number, number], [number, string | null]>(
+          "SELECT seq, CASE WHEN typeof(hash) = 'blob' " +
+            "THEN hex(hash) || json_array(time, type, call_id, subject, connector, tool, outcome) || x'00' || body END " +
+            "FROM records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?",
+        )
+        .raw(),
+      segmentNodes: db
+        .prepare<[number, number], [number, Buffer | null]>(
+          "SELECT count(*), unhex(group_concat(CASE WHEN typeof(leaf) = 'integer' AND leaf >= 0 " +
+            "AND typeof(level) = 'integer' AND level BETWEEN 0 AND 255 AND typeof(hash) = 'blob' AND length(hash) = 32 " +
+            `THEN printf('%016x%02x', leaf, level) || hex(hash) ELSE '${"ff".repeat(41)}' END, '')) ` +
+            "FROM (SELECT leaf, level, hash FROM nodes WHERE leaf >= ? AND leaf < ? ORDER BY leaf, level)",
+        )
+        .raw(),
       insertCheckpoint: db.prepare("INSERT INTO checkpoints (size, time, root, note) VALUES (?, ?, ?, ?)"),
       latestCheckpoint: db.prepare<[], CheckpointRow>(
         "SELECT id, size, time, root, note FROM checkpoints ORDER BY size DESC, id DESC LIMIT 1",
@@ -271,6 +286,28 @@ export class SqliteAuditStore {
 
   fullRecordChunk(from: number, to: number, limit: number): FullRecordRow[] {
     return this.stmts.fullRecordsFrom.all(from, to, limit).map((r) => fromFullRow(r as unknown[]));
+  }
+
+  /**
+   * Rows for the fast verification path, one string each: the stored hash in hex (64 characters),
+   * SQLite's JSON array of the query columns, a NUL, and the record's bytes decoded as UTF-8 (the
+   * caller proves by hashing that the decoding lost nothing). A string, not Buffers: V8 makes a
+   * string of text several times faster than a Buffer. Null when the hash is not a blob (the
+   * caller checks its length by its hex); throws when a query column holds a blob (json_array
+   * refuses one).
+   */
+  segmentRecords(from: number, to: number, limit: number): [number, string | null][] {
+    return this.stmts.segmentRecords.all(from, to, limit);
+  }
+
+  /**
+   * The Merkle nodes stored for leaves [fromLeaf, toLeaf) in (leaf, level) order as one buffer of
+   * 41-byte entries: leaf (8 bytes, big-endian), level (1 byte), hash (32 bytes). A node whose
+   * columns are not of those types and sizes becomes 41 bytes of 0xff, which matches no node.
+   */
+  segmentNodes(fromLeaf: number, toLeaf: number): { count: number; entries: Buffer | null } {
+    const [count, entries] = this.stmts.segmentNodes.get(fromLeaf, toLeaf)!;
+    return { count, entries };
   }
 
   /** Highest leaf any stored Merkle node covers; nodes past the last record betray a deleted tail. */

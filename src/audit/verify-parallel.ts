@@ -1,35 +1,46 @@
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { EMPTY_ROOT } from "./hash.js";
 import { CompactRange } from "./merkle-tree.js";
-import type { SegmentResult, SegmentTask } from "./verify-segment.js";
+import type { SqliteAuditStore } from "./store.js";
+import { verifySegment, type SegmentResult, type SegmentTask } from "./verify-segment.js";
 
 /**
- * Verifies the records and Merkle nodes of a log in aligned segments on worker threads (one per
- * core) and stitches the results: the chain across segment borders, the subtrees above the
- * segment level, and the root at every checkpoint. Returns the tree's root when everything
- * holds, or undefined when anything does not (or workers cannot run): the caller then runs the
- * sequential verifier, which classifies failures exactly. Only a clean log takes the fast path.
+ * The fast path of verification: the records and Merkle nodes of a log in aligned segments,
+ * verified on the calling thread and on worker threads (together one per core), and stitched:
+ * the chain across segment borders, the subtrees above the segment level, and the root at every
+ * checkpoint. Returns the tree's root when everything holds, or undefined when anything does not
+ * (or a worker cannot run): the caller then runs the sequential verifier, which classifies
+ * failures exactly. Only a clean log finishes here.
  */
 
 export interface ParallelOptions {
-  /** Worker threads (default: the cores available, at most 8). 0 turns the parallel path off. */
+  /**
+   * Threads that verify, the calling one included (default: the cores available, at most 8):
+   * 1 is the fast path on the calling thread alone. 0 turns the fast path off: only the
+   * sequential verifier runs.
+   */
   readonly workers?: number;
-  /** Segments hold 2^segmentLevel records (default 16: 65,536). */
+  /** Segments hold 2^segmentLevel records (default 13: 8,192). */
   readonly segmentLevel?: number;
 }
 
-export const DEFAULT_SEGMENT_LEVEL = 16;
+/**
+ * 8,192 records: small enough that the threads finish within a segment of each other and that
+ * the calling thread, which verifies between its other work, blocks it for a few tens of
+ * milliseconds at a time; large enough that a segment's fixed costs do not show.
+ */
+export const DEFAULT_SEGMENT_LEVEL = 13;
 
+/** Threads for the fast path over `size` records; 0 when it is off. */
 export function parallelWorkers(opts: ParallelOptions | undefined, size: number): number {
   const level = opts?.segmentLevel ?? DEFAULT_SEGMENT_LEVEL;
   const segments = Math.ceil(size / 2 ** level);
   const wanted = opts?.workers ?? Math.min(8, availableParallelism());
-  // One segment, or one core, gains nothing over the sequential pass.
-  return segments < 2 || wanted < 2 ? 0 : Math.min(wanted, segments);
+  return segments === 0 || wanted < 1 ? 0 : Math.min(wanted, segments);
 }
 
 /** The worker's entry: the compiled .js, or from TypeScript sources (development, tests) via tsx. */
@@ -37,9 +48,12 @@ function startWorker(file: string): Worker {
   const target = new URL(`./verify-worker.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url);
   if (target.pathname.endsWith(".js")) return new Worker(target, { workerData: { file } });
   // Node 20 does not carry --import loaders into workers: register tsx inside the worker first.
+  // Its CommonJS hook, not its ESM one: that starts a loader thread per worker (about 300 ms,
+  // more than verifying 30,000 records), this one a few milliseconds. So the worker's modules
+  // must load as CommonJS: no top-level await, no import.meta, no ESM-only packages.
   const tsxDir = dirname(createRequire(import.meta.url).resolve("tsx/package.json"));
-  const api = pathToFileURL(join(tsxDir, "dist/esm/api/index.mjs")).href;
-  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(target.href)}); });`;
+  const api = join(tsxDir, "dist/cjs/api/index.cjs");
+  const code = `require(${JSON.stringify(api)}).register(); require(${JSON.stringify(fileURLToPath(target))});`;
   return new Worker(code, { eval: true, workerData: { file } });
 }
 
@@ -51,10 +65,10 @@ interface Checkpoint {
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 export async function verifyParallel(
-  file: string,
+  store: SqliteAuditStore,
   size: number,
   checkpoints: readonly Checkpoint[],
-  workers: number,
+  threads: number,
   opts: { segmentLevel?: number; onProgress?: (verified: number, total: number) => void },
 ): Promise<Buffer | undefined> {
   const level = opts.segmentLevel ?? DEFAULT_SEGMENT_LEVEL;
@@ -71,7 +85,6 @@ export async function verifyParallel(
     });
   }
 
-  const pool: Worker[] = [];
   const results = new Map<number, SegmentResult>();
   let next = 0;
   let stitched = 0;
@@ -110,43 +123,65 @@ export async function verifyParallel(
     }
     return true;
   };
+  const take = (): SegmentTask | undefined => (failed || next >= tasks.length ? undefined : tasks[next++]);
+  const accept = (r: SegmentResult): void => {
+    results.set(Math.floor(r.from / width), r);
+    if (!stitch()) failed = true;
+  };
 
+  const pool: Worker[] = [];
   try {
-    await new Promise<void>((resolve) => {
-      const finish = (): void => {
-        failed ||= stitched < tasks.length;
-        resolve();
-      };
-      const feed = (w: Worker): void => {
-        if (failed || next >= tasks.length) {
-          w.postMessage(null);
-          return;
-        }
-        w.postMessage(tasks[next++]);
-      };
-      let alive = 0;
-      for (let i = 0; i < workers; i++) {
-        const w = startWorker(file);
+    const workersDone = new Promise<void>((resolve) => {
+      const count = Math.min(threads, tasks.length) - 1;
+      let alive = count;
+      if (alive <= 0) resolve();
+      for (let i = 0; i < count; i++) {
+        const w = startWorker(store.file);
         pool.push(w);
-        alive++;
+        let inFlight = 0;
+        const feed = (): void => {
+          const task = take();
+          if (task) {
+            w.postMessage(task);
+            inFlight++;
+          } else if (inFlight === 0) {
+            w.postMessage(null);
+          }
+        };
         w.on("message", (r: SegmentResult) => {
-          results.set(Math.floor(r.from / width), r);
-          if (!stitch()) failed = true;
-          feed(w);
+          inFlight--;
+          accept(r);
+          feed();
         });
         // A worker that cannot start or dies: the sequential pass takes over.
         w.on("error", () => {
           failed = true;
         });
         w.on("exit", () => {
-          if (--alive === 0) finish();
+          if (--alive === 0) resolve();
         });
-        feed(w);
+        // Two segments ahead: the calling thread reads results only between its own segments,
+        // and a worker must not wait for that.
+        feed();
+        feed();
       }
     });
+    // The calling thread verifies segments too (workers take a while to start), yielding between
+    // them so that a verify inside a live gateway does not starve it.
+    for (let task = take(); task !== undefined; task = take()) {
+      let r: SegmentResult;
+      try {
+        r = verifySegment(store, task);
+      } catch (err) {
+        r = { ok: false, from: task.from, reason: (err as Error).message };
+      }
+      accept(r);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (!failed) await workersDone;
   } finally {
     await Promise.all(pool.map((w) => w.terminate()));
   }
-  if (failed) return undefined;
+  if (failed || stitched < tasks.length) return undefined;
   return root ?? new CompactRange(size, upper.frontier()).root();
 }

@@ -56,7 +56,7 @@ export interface VerifyOptions {
   readonly extraCheckpoints?: readonly ExtraCheckpoint[];
   readonly onProgress?: (verified: number, total: number) => void;
   readonly chunkSize?: number;
-  /** Worker threads for large logs (a clean log verifies on every core; a damaged one sequentially). */
+  /** The fast path's threads (a clean log verifies there, on every core; a damaged one sequentially). */
   readonly parallel?: ParallelOptions;
 }
 
@@ -167,13 +167,13 @@ export async function verifyStore(store: SqliteAuditStore, opts: VerifyOptions):
   checkCheckpoints();
 
   let verifiedRoot: Buffer | undefined;
-  const workers = parallelWorkers(opts.parallel, size);
-  if (workers > 0 && !streamFailure) {
+  const threads = parallelWorkers(opts.parallel, size);
+  if (threads > 0 && !streamFailure) {
     verifiedRoot = await verifyParallel(
-      store.file,
+      store,
       size,
       valid.filter((v) => v.size <= size),
-      workers,
+      threads,
       {
         ...(opts.parallel?.segmentLevel !== undefined ? { segmentLevel: opts.parallel.segmentLevel } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),

@@ -2,17 +2,26 @@ import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
+import canonicalize from "canonicalize";
 import { afterEach, describe, expect, it } from "vitest";
 import { openAuditLog } from "../../src/audit/open.js";
 import { openCheckpoint } from "../../src/audit/checkpoint.js";
 import { verifyConsistencyBundle, verifyInclusionBundle } from "../../src/audit/proof-bundle.js";
 import { parseVerifierKey } from "../../src/audit/note.js";
-import { isCanonical } from "../../src/audit/record.js";
 import { GatewayError } from "../../src/core/errors.js";
 import { testLogger } from "../helpers/logger.js";
 import { auditConfig, intent, tempDir } from "./helpers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
+
+/** True when `text` is exactly the RFC 8785 form of what it encodes (per the reference package). */
+function isCanonical(text: string): boolean {
+  try {
+    return canonicalize(JSON.parse(text)) === text;
+  } catch {
+    return false;
+  }
+}
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
