@@ -278,11 +278,13 @@ export async function directThroughput(
   baseUrl: string,
   concurrency: number,
   durationMs: number,
+  upstreamPid: number,
 ): Promise<{ callsPerSecond: number; cpuMsPerCall: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   try {
     let calls = 0;
     const cpu0 = process.cpuUsage();
+    const upstreamCpu0 = cpuMsOf(upstreamPid);
     const started = performance.now();
     const deadline = started + durationMs;
     await Promise.all(
@@ -295,9 +297,10 @@ export async function directThroughput(
     );
     const elapsed = performance.now() - started;
     const cpu = process.cpuUsage(cpu0);
+    const upstreamCpu = cpuMsOf(upstreamPid) - upstreamCpu0;
     return {
       callsPerSecond: perSecond(calls, elapsed),
-      cpuMsPerCall: (cpu.user + cpu.system) / 1000 / calls,
+      cpuMsPerCall: ((cpu.user + cpu.system) / 1000 + upstreamCpu) / calls,
     };
   } finally {
     agent.destroy();

@@ -100,7 +100,9 @@ export function renderResults(r: BenchResults): string {
 
   out.push("### Latency of one tool call (sequential, one session)", "");
   out.push("| path | calls | p50 | p90 | p99 | mean |", "| --- | --- | --- | --- | --- | --- |");
-  out.push(latencyRow("direct to the upstream (node:http, keep-alive)", r.direct));
+  out.push(
+    latencyRow("direct to the upstream (node:http, keep-alive; the upstream is its own process)", r.direct),
+  );
   out.push(latencyRow("two durable SQLite commits in a row, no gateway (the audit floor)", r.durableFloor));
   out.push(latencyRow("through the gateway, Streamable HTTP, audited", r.http));
   out.push(latencyRow("through the gateway, stdio, audited", r.stdio));
@@ -140,7 +142,7 @@ export function renderResults(r: BenchResults): string {
     "",
     `The machine's ceiling for comparison: plain keep-alive GETs to the same upstream, 64 concurrent, no gateway: ` +
       `${int(r.directCeiling.callsPerSecond)} calls/s at ${ms(r.directCeiling.cpuMsPerCall, 2)} CPU per call (client and upstream together). ` +
-      `Calls/s through the gateway are bounded by 2 cores / (gateway CPU + client CPU per call).`,
+      `Calls/s through the gateway are bounded by 2 cores / (gateway CPU + client CPU + upstream CPU per call).`,
     "",
   );
 

@@ -319,7 +319,7 @@ async function main(): Promise<void> {
     log(
       `  two durable SQLite commits in a row (the audit floor): p50 ${ms(durableFloor.p50)}, p99 ${ms(durableFloor.p99)}`,
     );
-    const ceiling = await directThroughput(upstream.url, 64, S.throughputMs / 2);
+    const ceiling = await directThroughput(upstream.url, 64, S.throughputMs / 2, upstream.pid);
     log(
       `  64 concurrent: ${int(ceiling.callsPerSecond)} calls/s (${ms(ceiling.cpuMsPerCall, 2)} CPU per call, client and server)`,
     );
