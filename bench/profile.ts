@@ -41,8 +41,8 @@ const STAGES: { stage: string; test: (url: string, fn: string) => boolean }[] = 
     test: (url) => /\/(dist|src)\/audit\/|better-sqlite3/.test(url),
   },
   {
-    stage: "REST connector (src/connectors + axios)",
-    test: (url) => /\/(dist|src)\/connectors\/|node_modules\/axios\//.test(url),
+    stage: "REST connector (src/connectors)",
+    test: (url) => /\/(dist|src)\/connectors\//.test(url),
   },
   { stage: "logging (pino)", test: (url) => /node_modules\/(pino|sonic-boom|@pinojs)/.test(url) },
   { stage: "metrics (prom-client)", test: (url) => /node_modules\/prom-client/.test(url) },
@@ -51,8 +51,9 @@ const STAGES: { stage: string; test: (url: string, fn: string) => boolean }[] = 
     test: (url) => /\/(dist|src)\/(gateway|scopes)\//.test(url),
   },
   {
-    stage: "MCP transport (SDK, @hono/node-server, zod)",
-    test: (url) => /@modelcontextprotocol\/sdk|@hono\/node-server|node_modules\/zod\//.test(url),
+    stage: "MCP protocol (SDK, zod, src/server/streamable-http)",
+    test: (url) =>
+      /@modelcontextprotocol\/sdk|node_modules\/zod\/|\/(dist|src)\/server\/streamable-http\./.test(url),
   },
   { stage: "HTTP server (src/server)", test: (url) => /\/(dist|src)\/server\//.test(url) },
 ];
