@@ -12,7 +12,6 @@ import type { Redactor } from "./redact.js";
 
 export const RECORD_VERSION = 1;
 const MAX_DEPTH = 64;
-const LONE_SURROGATE = /\p{Cs}/u;
 
 export class RecordError extends Error {
   override readonly name = "RecordError";
@@ -104,70 +103,126 @@ export interface RecordEnvelope {
   readonly event: Record<string, unknown>;
 }
 
-/** A JSON path, built only when a message or a conversion note needs it. */
-type PathRef = string | (() => string);
-const pathText = (p: PathRef): string => (typeof p === "string" ? p : p());
-const memberPath = (parent: PathRef, k: string) => () =>
-  /^[A-Za-z_$][\w$]*$/.test(k) ? `${pathText(parent)}.${k}` : `${pathText(parent)}[${JSON.stringify(k)}]`;
-
 /** Set while normalising when a member name is array-index-like (see canonicalJson). */
 let sawIndexLikeKey = false;
 
 /**
- * Makes a value plain JSON that survives the round trip exactly, members in RFC 8785 order: bigint
- * and integers beyond 2^53 become decimal strings (their paths are reported), undefined members are
- * dropped, and what JSON cannot carry (NaN, Infinity, functions, symbols, cycles) is refused.
+ * Where normalizeJson is: its root's path and the keys below it. A path is formatted only for a
+ * message or a conversion note; building one per member cost more than the rest of normalising.
  */
-export function normalizeJson(value: unknown, path: PathRef, converted: string[], depth = 0): unknown {
-  if (depth > MAX_DEPTH) throw new RecordError(`value nests deeper than ${MAX_DEPTH} levels at ${pathText(path)}`);
+let pathRoot = "$";
+const pathKeys: (string | number)[] = [];
+
+function currentPath(): string {
+  let out = pathRoot;
+  for (const k of pathKeys) {
+    out += typeof k === "number" ? `[${k}]` : /^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`;
+  }
+  return out;
+}
+
+/** False when `s` holds a lone surrogate (String.prototype.isWellFormed: Node 20, not in lib ES2023). */
+const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+const isIndexLike = (k: string): boolean => {
+  const c = k.charCodeAt(0);
+  return c >= 0x30 && c <= 0x39 && INDEX_LIKE.test(k);
+};
+
+/**
+ * Which members of the top object the caller fills in itself (`own`: never taken from the value)
+ * or may fill in (`slots`): both get their place in RFC 8785 order now, holding undefined until
+ * then, so that JSON.stringify writes the finished object in canonical order as it is.
+ */
+interface TopMembers {
+  readonly own: readonly string[];
+  readonly slots: readonly string[];
+}
+
+/**
+ * Makes a value plain JSON that survives the round trip exactly, members in RFC 8785 order: bigint
+ * and integers beyond 2^53 become decimal strings (their paths, below `root`, are reported in
+ * `converted`), undefined members are dropped, and what JSON cannot carry (NaN, Infinity,
+ * functions, symbols, cycles) is refused.
+ */
+export function normalizeJson(value: unknown, root: string, converted: string[], top?: TopMembers): unknown {
+  pathRoot = root;
+  pathKeys.length = 0;
+  if (top !== undefined && isPlainObject(value)) return normalizeObject(value, converted, 0, top);
+  return normalize(value, converted, 0);
+}
+
+function normalize(value: unknown, converted: string[], depth: number): unknown {
+  if (depth > MAX_DEPTH) throw new RecordError(`value nests deeper than ${MAX_DEPTH} levels at ${currentPath()}`);
   switch (typeof value) {
     case "string":
       // RFC 8785 (I-JSON) has no room for lone surrogates; refusing beats recording a different string.
-      if (LONE_SURROGATE.test(value)) throw new RecordError(`string with a lone surrogate at ${pathText(path)}`);
+      if (!isWellFormed(value)) throw new RecordError(`string with a lone surrogate at ${currentPath()}`);
       return value;
     case "boolean":
       return value;
     case "bigint":
-      converted.push(pathText(path));
+      converted.push(currentPath());
       return value.toString();
     case "number":
-      if (!Number.isFinite(value)) throw new RecordError(`non-finite number at ${pathText(path)}`);
+      if (!Number.isFinite(value)) throw new RecordError(`non-finite number at ${currentPath()}`);
       if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
         // Precision is already gone in a double this large: record the exact value it holds, as text.
-        converted.push(pathText(path));
+        converted.push(currentPath());
         return BigInt(value).toString();
       }
       return value;
     case "object": {
       if (value === null) return null;
       if (value instanceof Date) {
-        if (Number.isNaN(value.getTime())) throw new RecordError(`invalid date at ${pathText(path)}`);
+        if (Number.isNaN(value.getTime())) throw new RecordError(`invalid date at ${currentPath()}`);
         return value.toISOString();
       }
       if (Array.isArray(value)) {
-        return value.map((v, i) => normalizeJson(v ?? null, () => `${pathText(path)}[${i}]`, converted, depth + 1));
+        const out: unknown[] = [];
+        for (let i = 0; i < value.length; i++) {
+          pathKeys.push(i);
+          // A hole or undefined element is null, as JSON.stringify writes it.
+          out.push(normalize((value[i] as unknown) ?? null, converted, depth + 1));
+          pathKeys.pop();
+        }
+        return out;
       }
-      const out: Record<string, unknown> = {};
-      for (const k of Object.keys(value).sort()) {
-        const v = (value as Record<string, unknown>)[k];
-        if (v === undefined) continue;
-        if (LONE_SURROGATE.test(k)) throw new RecordError(`member name with a lone surrogate at ${pathText(path)}`);
-        if (INDEX_LIKE.test(k)) sawIndexLikeKey = true;
-        out[k] = normalizeJson(v, memberPath(path, k), converted, depth + 1);
-      }
-      return out;
+      return normalizeObject(value as Record<string, unknown>, converted, depth, undefined);
     }
     default:
-      throw new RecordError(`a ${typeof value} at ${pathText(path)} cannot be recorded`);
+      throw new RecordError(`a ${typeof value} at ${currentPath()} cannot be recorded`);
   }
 }
 
-/** Canonical text of a value normalizeJson produced: its members are already in order below the top. */
+function normalizeObject(
+  value: Record<string, unknown>,
+  converted: string[],
+  depth: number,
+  top: TopMembers | undefined,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const keys = Object.keys(value);
+  if (top !== undefined) for (const k of top.slots) if (!keys.includes(k)) keys.push(k);
+  for (const k of keys.sort()) {
+    if (top !== undefined && (top.own.includes(k) || (top.slots.includes(k) && value[k] === undefined))) {
+      out[k] = undefined;
+      continue;
+    }
+    const v = value[k];
+    if (v === undefined) continue;
+    if (!isWellFormed(k)) throw new RecordError(`member name with a lone surrogate at ${currentPath()}`);
+    if (isIndexLike(k)) sawIndexLikeKey = true;
+    pathKeys.push(k);
+    out[k] = normalize(v, converted, depth + 1);
+    pathKeys.pop();
+  }
+  return out;
+}
+
+/** Canonical text of a value normalizeJson produced: its members are in order already. */
 function canonicalOfNormalized(body: Record<string, unknown>): string {
-  if (sawIndexLikeKey) return canonicalJson(body);
-  const top: Record<string, unknown> = {};
-  for (const k of Object.keys(body).sort()) if (body[k] !== undefined) top[k] = body[k];
-  return JSON.stringify(top);
+  return sawIndexLikeKey ? canonicalJson(body) : JSON.stringify(body);
 }
 
 function str(v: unknown): string | null {
@@ -189,6 +244,9 @@ export function columnsOf(event: Record<string, unknown>): RecordColumns {
   };
 }
 
+/** Event members prepareEvent writes itself: from what the event holds, or computed. */
+const PREPARED_MEMBERS: TopMembers = { own: ["identity", "arguments"], slots: ["identity", "arguments", "redacted", "numbersAsText"] };
+
 export interface PrepareOptions {
   readonly redactor: Redactor;
   readonly maxRecordBytes: number;
@@ -204,8 +262,8 @@ export function prepareEvent(event: AuditEvent, opts: PrepareOptions): PreparedE
   if (Number.isNaN(millis)) throw new RecordError("audit event time must be an ISO-8601 timestamp");
   const converted: string[] = [];
   sawIndexLikeKey = false;
-  const { identity, arguments: args, ...rest } = event;
-  const body = normalizeJson(rest, "$", converted) as Record<string, unknown>;
+  const { identity, arguments: args } = event;
+  const body = normalizeJson(event, "$", converted, PREPARED_MEMBERS) as Record<string, unknown>;
   // Times are stored in one form (UTC, milliseconds) so that time-range queries compare as text.
   body.time = new Date(millis).toISOString();
   if (identity !== undefined) {

@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
@@ -8,6 +9,7 @@ import { openAuditLog } from "../../src/audit/open.js";
 import { openCheckpoint } from "../../src/audit/checkpoint.js";
 import { verifyConsistencyBundle, verifyInclusionBundle } from "../../src/audit/proof-bundle.js";
 import { parseVerifierKey } from "../../src/audit/note.js";
+import { Redactor } from "../../src/audit/redact.js";
 import { GatewayError } from "../../src/core/errors.js";
 import { testLogger } from "../helpers/logger.js";
 import { auditConfig, intent, tempDir } from "./helpers.js";
@@ -103,6 +105,24 @@ describe("audit log: records, chain and checkpoints", () => {
     // Same value, same key: same digest, so investigators can still correlate.
     expect((c!.arguments as { card: { number: string } }).card.number).toBe(argsA.card.number);
     expect(JSON.stringify([...log.rawRecords()].map((r) => r.body.toString()))).not.toContain("4111111111111111");
+  });
+
+  it("a redaction digest is HMAC-SHA256 of the canonical value, for keys shorter and longer than a block", () => {
+    for (const key of ["k".repeat(32), "x".repeat(64), "y".repeat(65), "schlüssel-🔑-".repeat(12)]) {
+      const redactor = new Redactor([{ connector: "*", tool: "*", paths: ["a"] }], key);
+      for (const value of ["4111111111111111", { b: [1, "é"], a: null }, "v".repeat(5_000), 19.99]) {
+        const mac = createHmac("sha256", key).update(canonicalize(value)!).digest("base64url");
+        expect(redactor.digest(value)).toBe(`hmac-sha256:${redactor.keyId}:${mac}`);
+      }
+    }
+  });
+
+  it("a hole in an array is recorded as null, also beside an index-like member name (was written as `undefined`, not JSON)", async () => {
+    const { log } = await openTemp();
+    // eslint-disable-next-line no-sparse-arrays
+    await log.append(intent({ arguments: { "1": "index-like", list: [1, , 3], missing: [undefined] } }));
+    expect(log.record(0)!.record.event.arguments).toEqual({ "1": "index-like", list: [1, null, 3], missing: [null] });
+    expect((await log.verify()).ok).toBe(true);
   });
 
   it("records big integers and bigint as decimal strings, and refuses what JSON cannot carry", async () => {
