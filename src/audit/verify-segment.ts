@@ -41,6 +41,8 @@ export type SegmentResult =
       readonly checkpoints: { size: number; frontier: Uint8Array[] }[];
       /** Stored nodes above topLevel that end at the segment's last leaf: the caller checks them. */
       readonly upperNodes: { level: number; hash: Uint8Array }[];
+      /** Records of unusual form that needed the exact check (see record-scan.ts). */
+      readonly exactChecks: number;
     }
   | { readonly ok: false; readonly from: number; readonly reason: string };
 
@@ -104,6 +106,7 @@ export function verifySegment(store: SqliteAuditStore, task: SegmentTask): Segme
   const checkpoints: { size: number; frontier: Uint8Array[] }[] = [];
   const upperNodes: { level: number; hash: Uint8Array }[] = [];
   let expected = from;
+  let exactChecks = 0;
   while (expected < to) {
     const chunkEnd = Math.min(to, expected + CHUNK);
     let rows: [number, string | null][];
@@ -136,6 +139,7 @@ export function verifySegment(store: SqliteAuditStore, task: SegmentTask): Segme
       }
       if (leaf === undefined) {
         // Not the common shape: the exact check decides.
+        exactChecks++;
         const full = store.record(expected);
         if (!full) return bad(`record ${expected} is missing`);
         const problem = checkRecord(full, undefined, undefined, expected, Buffer.from(prev, "latin1").toString("hex"));
@@ -177,5 +181,5 @@ export function verifySegment(store: SqliteAuditStore, task: SegmentTask): Segme
     }
   }
   if (expected === from) return bad("empty segment");
-  return { ok: true, from, startPrev, lastHash: bytesOf(prev), frontier: stack.map(bytesOf), checkpoints, upperNodes };
+  return { ok: true, from, startPrev, lastHash: bytesOf(prev), frontier: stack.map(bytesOf), checkpoints, upperNodes, exactChecks };
 }

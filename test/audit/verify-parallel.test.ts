@@ -1,8 +1,13 @@
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
+import { leafHash } from "../../src/audit/hash.js";
 import { openAuditLog, openAuditReader } from "../../src/audit/open.js";
+import { SqliteAuditStore } from "../../src/audit/store.js";
+import { verifyParallel } from "../../src/audit/verify-parallel.js";
+import { verifySegment } from "../../src/audit/verify-segment.js";
 import type { VerifyReport } from "../../src/audit/verify.js";
+import type { AuditEvent } from "../../src/core/governance.js";
 import { testLogger } from "../helpers/logger.js";
 import { auditConfig, intent, tempDir } from "./helpers.js";
 
@@ -21,7 +26,7 @@ afterEach(async () => {
 const PARALLEL = { workers: 2, segmentLevel: 6 };
 const SEQUENTIAL = { workers: 0 };
 
-async function makeLog(records: number): Promise<{ dir: string; file: string }> {
+async function makeLog(records: number, event: (i: number) => AuditEvent = (i) => intent({ callId: `v-${i}` })): Promise<{ dir: string; file: string }> {
   const t = tempDir("verify-parallel");
   cleanups.push(t.cleanup);
   const log = await openAuditLog({
@@ -29,10 +34,46 @@ async function makeLog(records: number): Promise<{ dir: string; file: string }> 
     dir: t.dir,
     logger: testLogger,
   });
-  await Promise.all(Array.from({ length: records }, (_, i) => log.append(intent({ callId: `v-${i}` }))));
+  await Promise.all(Array.from({ length: records }, (_, i) => log.append(event(i))));
   await log.checkpoint();
   await log.close();
   return { dir: t.dir, file: join(t.dir, "audit.db") };
+}
+
+/** Every kind of record the gateway writes: intents, outcomes, refusals, approvals, admin changes. */
+function varied(i: number): AuditEvent {
+  const base = intent({ callId: `v-${i}` });
+  switch (i % 6) {
+    case 0:
+      return base;
+    case 1:
+      return { type: "call.outcome", time: base.time, callId: base.callId!, connector: "orders", tool: "orders__get_order", outcome: { status: i % 4 === 1 ? "ok" : "error", latencyMs: i, errorCode: "UPSTREAM_TIMEOUT" } };
+    case 2:
+      return { ...base, type: "call.refused", decision: { allowed: false, code: "SCOPE_DENIED", reason: `no "scope" for \\ ${i}\n` } };
+    case 3:
+      return { type: "approval.requested", time: base.time, callId: base.callId!, detail: { approvalId: `a-${i}`, amount: 12.5, list: [1, [2, { x: null }], true] } };
+    case 4:
+      return { type: "admin.change", time: base.time, detail: { note: "é ü 😀 \u2028", empty: {} } };
+    default:
+      return { ...base, identity: { subject: `sub "${i}"`, scopes: [] }, tool: "orders__get\u0001order", arguments: { q: "x".repeat(i % 50) } };
+  }
+}
+
+/** Rewrites a record's bytes and recomputes its stored hash, as an attacker covering tracks would. */
+function rewrite(db: Database.Database, seq: number, edit: (text: string) => string): void {
+  const row = db.prepare<[number], { body: Buffer }>("SELECT body FROM records WHERE seq = ?").get(seq)!;
+  const body = Buffer.from(edit(row.body.toString("utf8")), "utf8");
+  db.prepare("UPDATE records SET body = ?, hash = ? WHERE seq = ?").run(body, leafHash(body), seq);
+}
+
+/** The fast path alone (no sequential fallback): its root, or undefined when it found anything wrong. */
+async function fastPath(file: string, threads = 2): Promise<Buffer | undefined> {
+  const store = new SqliteAuditStore(file, { readonly: true });
+  try {
+    return await verifyParallel(store, store.size(), [], threads, { segmentLevel: PARALLEL.segmentLevel });
+  } finally {
+    store.close();
+  }
 }
 
 async function verifyBoth(dir: string): Promise<{ parallel: VerifyReport; sequential: VerifyReport; progress: number[] }> {
@@ -101,5 +142,63 @@ describe("audit verify on worker threads", () => {
     expect(second.sequential.ok).toBe(false);
     expect(second.sequential.failure).toMatchObject({ kind: "modified", seq: 256 });
     expect(comparable(second.parallel)).toEqual(comparable(second.sequential));
+  }, 60_000);
+});
+
+describe("audit verify: the fast path", () => {
+  it("checks every kind of record the gateway writes without falling back to the exact check, on a worker thread too", async () => {
+    const { dir, file } = await makeLog(600, varied);
+    const store = new SqliteAuditStore(file, { readonly: true });
+    try {
+      const result = verifySegment(store, { from: 0, to: 600, topLevel: 10, checkpointSizes: [] });
+      expect(result).toMatchObject({ ok: true, exactChecks: 0 });
+    } finally {
+      store.close();
+    }
+    // Segments of 64 on the calling thread and a worker: the root the sequential pass computes.
+    const root = await fastPath(file);
+    const { parallel, sequential } = await verifyBoth(dir);
+    expect(sequential.ok).toBe(true);
+    expect(root?.toString("base64")).toBe(sequential.root);
+    expect(comparable(parallel)).toEqual(comparable(sequential));
+  }, 60_000);
+
+  it("unusual but valid records (escaped member names, deep nesting) take the exact check and still verify", async () => {
+    let deep: unknown = "bottom";
+    for (let i = 0; i < 63; i++) deep = { d: deep };
+    const { dir, file } = await makeLog(200, (i) =>
+      i === 70 ? ({ ...intent(), "na\"me": 1 } as AuditEvent) : i === 130 ? intent({ arguments: { deep } }) : intent({ callId: `v-${i}` }),
+    );
+    const store = new SqliteAuditStore(file, { readonly: true });
+    try {
+      expect(verifySegment(store, { from: 0, to: 200, topLevel: 8, checkpointSizes: [] })).toMatchObject({ ok: true, exactChecks: 2 });
+    } finally {
+      store.close();
+    }
+    expect(await fastPath(file)).toBeDefined();
+    const { parallel, sequential } = await verifyBoth(dir);
+    expect(sequential.ok).toBe(true);
+    expect(comparable(parallel)).toEqual(comparable(sequential));
+  }, 60_000);
+
+  // Each edit keeps the record's own hash right (recomputed), so only the byte-level checks can see it.
+  it.each<[string, (db: Database.Database) => void, Partial<VerifyReport["failures"][number]>]>([
+    ["the suffix's version edited", (db) => rewrite(db, 333, (t) => t.replace(/,"v":1}$/, ',"v":2}')), { kind: "modified", seq: 333 }],
+    ["the suffix's seq edited", (db) => rewrite(db, 333, (t) => t.replace(/,"seq":333,/, ',"seq":334,')), { kind: "modified", seq: 333 }],
+    ["the prev hash edited", (db) => rewrite(db, 333, (t) => t.replace(/"prev":"(.)/, (_, c: string) => `"prev":"${c === "0" ? "1" : "0"}`)), { kind: "modified", seq: 332 }],
+    ["whitespace added (valid JSON, not the canonical bytes)", (db) => rewrite(db, 333, (t) => `${t} `), { kind: "modified", seq: 333 }],
+    ["the event made invalid JSON", (db) => rewrite(db, 333, (t) => t.replace('"callId":', '"callId"::')), { kind: "modified", seq: 333 }],
+    ["a query column edited", (db) => db.prepare("UPDATE records SET tool = 'orders__other' WHERE seq = 333").run(), { kind: "modified", seq: 333 }],
+    ["a query column emptied", (db) => db.prepare("UPDATE records SET subject = NULL WHERE seq = 330").run(), { kind: "modified", seq: 330 }],
+    ["a query column made a blob", (db) => db.prepare("UPDATE records SET call_id = x'00' WHERE seq = 333").run(), { kind: "modified", seq: 333 }],
+    ["the outcome column of a refusal edited", (db) => db.prepare("UPDATE records SET outcome = NULL WHERE seq = 332").run(), { kind: "modified", seq: 332 }],
+    ["the stored hash made text", (db) => db.prepare("UPDATE records SET hash = CAST(hash AS TEXT) WHERE seq = 333").run(), { kind: "modified", seq: 333 }],
+  ])("%s: found with the sequential pass's kind and seq", async (_name, edit, failure) => {
+    const { dir, file } = await makeLog(700, varied);
+    attack(file, edit);
+    expect(await fastPath(file)).toBeUndefined();
+    const { parallel, sequential } = await verifyBoth(dir);
+    expect(sequential.failure).toMatchObject(failure);
+    expect(comparable(parallel)).toEqual(comparable(sequential));
   }, 60_000);
 });
