@@ -20,12 +20,17 @@ export function isUrl(spec: string): boolean {
   return /^https?:\/\//i.test(spec);
 }
 
+/** The URL, or the absolute path of a spec file (relative ones resolve against `baseDir`). */
+export function specLocation(spec: string, baseDir: string): string {
+  return isUrl(spec) ? spec : isAbsolute(spec) ? spec : resolve(baseDir, spec);
+}
+
 /**
  * Parses, dereferences and validates a spec. Cycles stay as object cycles (`circular: true`);
  * the schema converter bounds them, so a recursive `Node` schema cannot hang the loader.
  */
 export async function loadSpec(connector: string, spec: string, baseDir: string): Promise<LoadedSpec> {
-  const location = isUrl(spec) ? spec : isAbsolute(spec) ? spec : resolve(baseDir, spec);
+  const location = specLocation(spec, baseDir);
   const shownAs = isUrl(spec) ? spec : displayPath(location);
   let document: unknown;
   try {
