@@ -6,7 +6,7 @@ import { Worker } from "node:worker_threads";
 import { EMPTY_ROOT } from "./hash.js";
 import { CompactRange } from "./merkle-tree.js";
 import type { SqliteAuditStore } from "./store.js";
-import { verifySegment, type SegmentResult, type SegmentTask } from "./verify-segment.js";
+import { NEXT_TASK, STOP, verifySegment, type SegmentResult, type SegmentTask, type WorkerInput } from "./verify-segment.js";
 
 /**
  * The fast path of verification: the records and Merkle nodes of a log in aligned segments,
@@ -44,9 +44,9 @@ export function parallelWorkers(opts: ParallelOptions | undefined, size: number)
 }
 
 /** The worker's entry: the compiled .js, or from TypeScript sources (development, tests) via tsx. */
-function startWorker(file: string): Worker {
+export function startWorker(workerData: WorkerInput): Worker {
   const target = new URL(`./verify-worker.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url);
-  if (target.pathname.endsWith(".js")) return new Worker(target, { workerData: { file } });
+  if (target.pathname.endsWith(".js")) return new Worker(target, { workerData });
   // Node 20 does not carry --import loaders into workers: register tsx inside the worker first.
   // Its CommonJS hook, not its ESM one: that starts a loader thread per worker (about 300 ms,
   // more than verifying 30,000 records), this one a few milliseconds. So the worker's modules
@@ -54,7 +54,7 @@ function startWorker(file: string): Worker {
   const tsxDir = dirname(createRequire(import.meta.url).resolve("tsx/package.json"));
   const api = join(tsxDir, "dist/cjs/api/index.cjs");
   const code = `require(${JSON.stringify(api)}).register(); require(${JSON.stringify(fileURLToPath(target))});`;
-  return new Worker(code, { eval: true, workerData: { file } });
+  return new Worker(code, { eval: true, workerData });
 }
 
 interface Checkpoint {
@@ -86,7 +86,6 @@ export async function verifyParallel(
   }
 
   const results = new Map<number, SegmentResult>();
-  let next = 0;
   let stitched = 0;
   let failed = false;
   const upper = new CompactRange();
@@ -123,10 +122,20 @@ export async function verifyParallel(
     }
     return true;
   };
-  const take = (): SegmentTask | undefined => (failed || next >= tasks.length ? undefined : tasks[next++]);
+  // Threads take segments from a shared counter: no thread waits for another to hand it work, and
+  // none has work queued while another runs out.
+  const shared = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+  const take = (): SegmentTask | undefined => {
+    if (failed) return undefined;
+    const index = Atomics.add(shared, NEXT_TASK, 1);
+    return index < tasks.length ? tasks[index] : undefined;
+  };
   const accept = (r: SegmentResult): void => {
     results.set(Math.floor(r.from / width), r);
-    if (!stitch()) failed = true;
+    if (!stitch()) {
+      failed = true;
+      Atomics.store(shared, STOP, 1);
+    }
   };
 
   const pool: Worker[] = [];
@@ -136,38 +145,21 @@ export async function verifyParallel(
       let alive = count;
       if (alive <= 0) resolve();
       for (let i = 0; i < count; i++) {
-        const w = startWorker(store.file);
+        const w = startWorker({ file: store.file, tasks, shared });
         pool.push(w);
-        let inFlight = 0;
-        const feed = (): void => {
-          const task = take();
-          if (task) {
-            w.postMessage(task);
-            inFlight++;
-          } else if (inFlight === 0) {
-            w.postMessage(null);
-          }
-        };
-        w.on("message", (r: SegmentResult) => {
-          inFlight--;
-          accept(r);
-          feed();
-        });
+        w.on("message", accept);
         // A worker that cannot start or dies: the sequential pass takes over.
         w.on("error", () => {
           failed = true;
+          Atomics.store(shared, STOP, 1);
         });
         w.on("exit", () => {
           if (--alive === 0) resolve();
         });
-        // Two segments ahead: the calling thread reads results only between its own segments,
-        // and a worker must not wait for that.
-        feed();
-        feed();
       }
     });
     // The calling thread verifies segments too (workers take a while to start), yielding between
-    // them so that a verify inside a live gateway does not starve it.
+    // them so that results are stitched and a verify inside a live gateway does not starve it.
     for (let task = take(); task !== undefined; task = take()) {
       let r: SegmentResult;
       try {

@@ -27,6 +27,18 @@ export interface SegmentTask {
   readonly checkpointSizes: readonly number[];
 }
 
+/** Indexes into the counters the threads share: the next segment to take, and "stop" (something failed). */
+export const NEXT_TASK = 0;
+export const STOP = 1;
+
+/** What a verification worker is started with (see verify-worker.ts). */
+export interface WorkerInput {
+  readonly file: string;
+  readonly tasks: readonly SegmentTask[];
+  /** An Int32Array over a SharedArrayBuffer: [NEXT_TASK, STOP]. */
+  readonly shared: Int32Array;
+}
+
 export type SegmentResult =
   | {
       readonly ok: true;

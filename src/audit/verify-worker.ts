@@ -1,24 +1,27 @@
 /**
- * Worker thread for parallel verification: opens the store read-only and verifies the segments
- * it is sent, one message each. Started by verify-parallel.ts.
+ * Worker thread for parallel verification: opens the store read-only and verifies segments taken
+ * from the shared counter until none is left or the calling thread says stop, posting each result.
+ * Started by verify-parallel.ts.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { SqliteAuditStore } from "./store.js";
-import { verifySegment, type SegmentTask } from "./verify-segment.js";
+import { NEXT_TASK, STOP, verifySegment, type SegmentResult, type WorkerInput } from "./verify-segment.js";
 
-const { file } = workerData as { file: string };
+const { file, tasks, shared } = workerData as WorkerInput;
 const store = new SqliteAuditStore(file, { readonly: true });
-parentPort!.on("message", (task: SegmentTask | null) => {
-  if (task === null) {
-    store.close();
-    parentPort!.close();
-    return;
+try {
+  while (Atomics.load(shared, STOP) === 0) {
+    const index = Atomics.add(shared, NEXT_TASK, 1);
+    const task = tasks[index];
+    if (task === undefined) break;
+    let result: SegmentResult;
+    try {
+      result = verifySegment(store, task);
+    } catch (err) {
+      result = { ok: false, from: task.from, reason: (err as Error).message };
+    }
+    parentPort!.postMessage(result);
   }
-  let result;
-  try {
-    result = verifySegment(store, task);
-  } catch (err) {
-    result = { ok: false, from: task.from, reason: (err as Error).message };
-  }
-  parentPort!.postMessage(result);
-});
+} finally {
+  store.close();
+}

@@ -4,8 +4,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { leafHash } from "../../src/audit/hash.js";
 import { openAuditLog, openAuditReader } from "../../src/audit/open.js";
 import { SqliteAuditStore } from "../../src/audit/store.js";
-import { verifyParallel } from "../../src/audit/verify-parallel.js";
-import { verifySegment } from "../../src/audit/verify-segment.js";
+import { startWorker, verifyParallel } from "../../src/audit/verify-parallel.js";
+import { verifySegment, type SegmentResult, type SegmentTask } from "../../src/audit/verify-segment.js";
 import type { VerifyReport } from "../../src/audit/verify.js";
 import type { AuditEvent } from "../../src/core/governance.js";
 import { testLogger } from "../helpers/logger.js";
@@ -161,6 +161,25 @@ describe("audit verify: the fast path", () => {
     expect(sequential.ok).toBe(true);
     expect(root?.toString("base64")).toBe(sequential.root);
     expect(comparable(parallel)).toEqual(comparable(sequential));
+  }, 60_000);
+
+  it("a worker thread takes segments from the shared counter and answers as the calling thread would", async () => {
+    const { file } = await makeLog(300, varied);
+    const tasks: SegmentTask[] = [0, 64, 128, 192, 256].map((from) => ({ from, to: Math.min(300, from + 64), topLevel: 6, checkpointSizes: [] }));
+    const shared = new Int32Array(new SharedArrayBuffer(8));
+    shared[0] = 1; // segment 0 is the calling thread's
+    const worker = startWorker({ file, tasks, shared });
+    const results: SegmentResult[] = [];
+    worker.on("message", (r: SegmentResult) => results.push(r));
+    await new Promise((resolve, reject) => worker.on("exit", resolve).on("error", reject));
+    const store = new SqliteAuditStore(file, { readonly: true });
+    try {
+      expect(results.map((r) => r.from)).toEqual([64, 128, 192, 256]);
+      for (const r of results) expect(r).toEqual(verifySegment(store, tasks.find((t) => t.from === r.from)!));
+      expect(results.every((r) => r.ok)).toBe(true);
+    } finally {
+      store.close();
+    }
   }, 60_000);
 
   it("unusual but valid records (escaped member names, deep nesting) take the exact check and still verify", async () => {
