@@ -24,16 +24,16 @@ export interface ParallelOptions {
    * sequential verifier runs.
    */
   readonly workers?: number;
-  /** Segments hold 2^segmentLevel records (default 13: 8,192). */
+  /** Segments hold 2^segmentLevel records (default 12: 4,096). */
   readonly segmentLevel?: number;
 }
 
 /**
- * 8,192 records: small enough that the threads finish within a segment of each other and that
- * the calling thread, which verifies between its other work, blocks it for a few tens of
- * milliseconds at a time; large enough that a segment's fixed costs do not show.
+ * 4,096 records: the threads finish within one segment of each other, and the calling thread,
+ * which verifies between its other work, holds it for a few tens of milliseconds at a time; a
+ * segment's fixed costs (a query for the record before it, a message, stitching) do not show.
  */
-export const DEFAULT_SEGMENT_LEVEL = 13;
+export const DEFAULT_SEGMENT_LEVEL = 12;
 
 /** Threads for the fast path over `size` records; 0 when it is off. */
 export function parallelWorkers(opts: ParallelOptions | undefined, size: number): number {
