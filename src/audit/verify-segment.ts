@@ -13,10 +13,10 @@ const recordMatches = importedRecordMatches;
 /**
  * Verification of one aligned segment of the log, [from, to) with from a multiple of
  * 2^topLevel and to - from <= 2^topLevel, so that every Merkle subtree below topLevel lies inside
- * one segment. Segments are checked independently (in worker threads, one per core) and stitched
- * together by the caller: the chain across segment borders, the subtrees above topLevel and the
- * checkpoint roots. Any irregularity only answers "not ok": the sequential verifier then runs
- * and classifies it exactly, so this path never has to.
+ * one segment. Segments are checked independently (on the calling thread and worker threads) and
+ * stitched together by the caller: the chain across segment borders, the subtrees above topLevel
+ * and the checkpoint roots. Any irregularity only answers "not ok": the sequential verifier then
+ * runs and classifies it exactly, so this path never has to.
  */
 
 export interface SegmentTask {
