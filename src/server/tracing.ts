@@ -42,9 +42,27 @@ export async function startTracing(
     .merge(detectResources({ detectors: [envDetector] }));
   const provider = new sdk.NodeTracerProvider({
     resource,
-    spanProcessors: [new sdk.BatchSpanProcessor(new OTLPTraceExporter())],
+    spanProcessors: [new sdk.BatchSpanProcessor(new OTLPTraceExporter(endpointOptions(env)))],
   });
   provider.register();
   logger.info({ endpoint }, "OpenTelemetry tracing on (OTLP/HTTP)");
-  return { shutdown: () => provider.shutdown() };
+  return {
+    // Spans still buffered are flushed; a collector that is down costs them, never the shutdown.
+    shutdown: () =>
+      provider.shutdown().catch((err: unknown) => {
+        logger.warn({ err: (err as Error).message }, "OpenTelemetry: spans not exported at shutdown");
+      }),
+  };
+}
+
+/**
+ * The exporter's URL from `env` (the exporter itself would read process.env): the traces endpoint
+ * as given, or the base endpoint + `/v1/traces`, as the OTLP exporter specification says.
+ */
+function endpointOptions(env: NodeJS.ProcessEnv): { url?: string } {
+  const traces = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  if (traces) return { url: traces };
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  if (base) return { url: `${base.replace(/\/+$/, "")}/v1/traces` };
+  return {};
 }
