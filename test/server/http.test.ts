@@ -8,17 +8,8 @@ import { startHttpServer, type RunningHttpServer } from "../../src/server/http.j
 import { startRuntime, type Runtime } from "../../src/server/runtime.js";
 import { cliCommand, createDeployment, type Deployment } from "../helpers/deployment.js";
 import { testLogger } from "../helpers/logger.js";
+import { INIT } from "../helpers/mcp-raw.js";
 
-const INIT = {
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: {
-    protocolVersion: LATEST_PROTOCOL_VERSION,
-    capabilities: {},
-    clientInfo: { name: "raw", version: "1" },
-  },
-};
 const MCP_HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream" };
 
 async function connect(url: URL): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {

@@ -17,17 +17,8 @@ import { startRuntime, type Runtime } from "../../src/server/runtime.js";
 import { isJsonRpcMessage } from "../../src/server/streamable-http.js";
 import { createDeployment, type Deployment } from "../helpers/deployment.js";
 import { testLogger } from "../helpers/logger.js";
+import { INIT } from "../helpers/mcp-raw.js";
 
-const INIT = {
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: {
-    protocolVersion: LATEST_PROTOCOL_VERSION,
-    capabilities: {},
-    clientInfo: { name: "raw", version: "1" },
-  },
-};
 const ACCEPT_BOTH = "application/json, text/event-stream";
 // Runs until the connector's 2 s timeout.
 const SLOW_SQL = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
