@@ -1,5 +1,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { Protocol } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import {
   CallToolRequestSchema,
   ErrorCode,
@@ -24,6 +26,8 @@ export interface SessionOptions {
   identityOf: (authInfo: { extra?: Record<string, unknown> } | undefined) => Identity;
 }
 
+let sharedValidator: AjvJsonSchemaValidator | undefined;
+
 const INSTRUCTIONS =
   "Portcullis exposes enterprise systems as tools named <connector>__<operation>. You only see the tools your identity is granted. Errors start with a code (e.g. UPSTREAM_TIMEOUT, DENIED_RATE_LIMIT, APPROVAL_REQUIRED) followed by what to do next.";
 
@@ -36,7 +40,12 @@ export function createMcpSession(options: SessionOptions): { server: Server; dis
   const { gateway } = options;
   const server = new Server(
     { name: options.serverName, version: SERVER_VERSION },
-    { capabilities: { tools: { listChanged: true } }, instructions: INSTRUCTIONS },
+    {
+      capabilities: { tools: { listChanged: true } },
+      instructions: INSTRUCTIONS,
+      // Otherwise every session builds its own Ajv (with formats) for elicitation, which we never send.
+      jsonSchemaValidator: (sharedValidator ??= new AjvJsonSchemaValidator()),
+    },
   );
   // Over HTTP each request re-verifies its token; the session's own identity is the fallback.
   let lastIdentity: Identity | undefined = options.identityOf(undefined);
@@ -66,18 +75,26 @@ export function createMcpSession(options: SessionOptions): { server: Server; dis
     }
   });
 
-  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
-    const identity = identityOf(extra.authInfo);
-    const traceparent = extra.requestInfo?.headers?.traceparent;
-    try {
-      return await gateway.callTool(identity, request.params.name, request.params.arguments, {
-        signal: extra.signal,
-        ...(typeof traceparent === "string" ? { traceparent } : {}),
-      });
-    } catch (err) {
-      throw asMcpError(err);
-    }
-  });
+  // Protocol's registration, not Server's: Server wraps tools/call to parse the request a second
+  // time and to re-parse (copy) the result against CallToolResultSchema. The request is parsed
+  // once here and its arguments by the gateway; the result is ours, built to that schema (the
+  // SDK client checks it in our tests). No task support is advertised, so nothing is lost.
+  Protocol.prototype.setRequestHandler.call(
+    server,
+    CallToolRequestSchema,
+    async (request, extra): Promise<CallToolResult> => {
+      const identity = identityOf(extra.authInfo);
+      const traceparent = extra.requestInfo?.headers?.traceparent;
+      try {
+        return await gateway.callTool(identity, request.params.name, request.params.arguments, {
+          signal: extra.signal,
+          ...(typeof traceparent === "string" ? { traceparent } : {}),
+        });
+      } catch (err) {
+        throw asMcpError(err);
+      }
+    },
+  );
 
   const unsubscribe = gateway.onRegistryChange((previous, next) => {
     if (!lastIdentity) return;
