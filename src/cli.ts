@@ -7,6 +7,7 @@ import { createLogger, safeJson, type Identity, type Logger } from "./core/index
 import type { DemoBackend } from "./demo/index.js";
 import type { RunningHttpServer } from "./server/http.js";
 import { startHttp } from "./server/serve-http.js";
+import { tuneHeapGrowth } from "./server/heap.js";
 import { describeStartupError, startRuntime, type Runtime } from "./server/runtime.js";
 import { serveStdio, stdioIdentity } from "./server/stdio.js";
 import { startTracing } from "./server/tracing.js";
@@ -118,7 +119,9 @@ async function prepare(
 
 async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
   const { values } = flags(argv, { http: { type: "boolean" }, stdio: { type: "boolean" } });
+  const heapFlag = tuneHeapGrowth();
   const { loaded, logger, demo } = await prepare(env, false);
+  logger.debug({ v8: heapFlag ?? "as given by the operator" }, "heap growth");
   const { config } = loaded;
   const mode = values.stdio
     ? "stdio"
