@@ -119,9 +119,7 @@ async function prepare(
 
 async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
   const { values } = flags(argv, { http: { type: "boolean" }, stdio: { type: "boolean" } });
-  const heapFlag = tuneHeapGrowth();
   const { loaded, logger, demo } = await prepare(env, false);
-  logger.debug({ v8: heapFlag ?? "as given by the operator" }, "heap growth");
   const { config } = loaded;
   const mode = values.stdio
     ? "stdio"
@@ -140,6 +138,9 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
     await demo?.close();
     throw err;
   }
+  // After start-up: loading a large registry is one burst that V8's own growth handles better.
+  const heapFlag = tuneHeapGrowth();
+  logger.debug({ v8: heapFlag ?? "as given by the operator" }, "heap growth");
 
   let http: RunningHttpServer | undefined;
   let stdio: Awaited<ReturnType<typeof serveStdio>> | undefined;
