@@ -9,8 +9,12 @@ import { summarize, type LatencySummary } from "./stats.js";
  * as the gateway's intent and outcome records are, each with one small row. Measured in the same
  * directory the benchmark's deployments use, so it is the same disk and the same file system.
  * No gateway can answer an audited call faster than this plus the direct call.
+ *
+ * With `idleMs`, the thread sleeps that long before each commit, as a gateway between sequential
+ * calls does (waiting for the upstream, then for the next request); on a virtual machine a commit
+ * after an idle spell costs more than one right after another (the vCPU has to be woken).
  */
-export function durableCommitPairs(warmup: number, pairs: number): LatencySummary {
+export function durableCommitPairs(warmup: number, pairs: number, idleMs = 0): LatencySummary {
   const dir = mkdtempSync(join(tmpdir(), "portcullis-bench-floor-"));
   const db = new Database(join(dir, "floor.db"));
   try {
@@ -22,11 +26,18 @@ export function durableCommitPairs(warmup: number, pairs: number): LatencySummar
     const commit = db.transaction((seq: number) => insert.run(seq, body));
     let seq = 0;
     const samples: number[] = [];
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    const idle = (): void => void (idleMs > 0 && Atomics.wait(sleeper, 0, 0, idleMs));
     for (let i = 0; i < warmup + pairs; i++) {
-      const t = performance.now();
+      idle();
+      const t0 = performance.now();
       commit(seq++);
+      const t1 = performance.now();
+      // As in a call: the process waits (for the upstream) between its two commits; only the commits count.
+      idle();
+      const t2 = performance.now();
       commit(seq++);
-      if (i >= warmup) samples.push(performance.now() - t);
+      if (i >= warmup) samples.push(t1 - t0 + (performance.now() - t2));
     }
     return summarize(samples);
   } finally {

@@ -45,6 +45,9 @@ export interface BenchResults {
   direct: LatencySummary;
   /** Two durable SQLite commits in a row on the same disk: the floor under an audited call. */
   durableFloor: LatencySummary;
+  /** The same, the thread idle for floorIdleMs before each commit, as between sequential calls. */
+  idleFloor: LatencySummary;
+  floorIdleMs: number;
   directCeiling: { callsPerSecond: number; cpuMsPerCall: number };
   http: LatencySummary;
   httpSplit?: TimeSplit;
@@ -104,6 +107,12 @@ export function renderResults(r: BenchResults): string {
     latencyRow("direct to the upstream (node:http, keep-alive; the upstream is its own process)", r.direct),
   );
   out.push(latencyRow("two durable SQLite commits in a row, no gateway (the audit floor)", r.durableFloor));
+  out.push(
+    latencyRow(
+      `the same, ${r.floorIdleMs} ms idle before each commit (as sequential calls meet them; commits only)`,
+      r.idleFloor,
+    ),
+  );
   out.push(latencyRow("through the gateway, Streamable HTTP, audited", r.http));
   out.push(latencyRow("through the gateway, stdio, audited", r.stdio));
   out.push("");
@@ -113,8 +122,9 @@ export function renderResults(r: BenchResults): string {
       `at p99: HTTP +${ms(r.http.p99 - r.direct.p99)} (×${(r.http.p99 / r.direct.p99).toFixed(2)}), ` +
       `stdio +${ms(r.stdio.p99 - r.direct.p99)} (×${(r.stdio.p99 / r.direct.p99).toFixed(2)}). ` +
       `An audited call waits for two durable commits (intent before the upstream is touched, outcome before the ` +
-      `result is returned); on this disk those alone take ${ms(r.durableFloor.p50)} at p50, so the gateway's own ` +
-      `share of the overhead is HTTP +${ms(r.http.p50 - r.direct.p50 - r.durableFloor.p50)}, stdio +${ms(r.stdio.p50 - r.direct.p50 - r.durableFloor.p50)}.`,
+      `result is returned); on this disk those alone take ${ms(r.durableFloor.p50)} at p50 back to back and ` +
+      `${ms(r.idleFloor.p50)} when each follows an idle spell as in sequential calls, so the gateway's own share ` +
+      `of the overhead is HTTP +${ms(r.http.p50 - r.direct.p50 - r.idleFloor.p50)}, stdio +${ms(r.stdio.p50 - r.direct.p50 - r.idleFloor.p50)}.`,
   );
   if (r.httpSplit) {
     const s = r.httpSplit;

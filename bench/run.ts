@@ -70,6 +70,8 @@ const S = {
 };
 
 const TARGET_OVERHEAD_MS = 1;
+/** Idle before each commit in the second floor row: about a sequential call's wait for its upstream. */
+const FLOOR_IDLE_MS = 0.5;
 const TARGET_CALLS_PER_S = 1_500;
 const TARGET_LIST_MS = 20;
 const TARGET_RSS_BYTES = 200 * 1_048_576;
@@ -250,7 +252,7 @@ async function profileUnder(
 function targetsOf(r: Omit<BenchResults, "targets" | "profiles">): Target[] {
   const overhead = r.http.p50 - r.direct.p50;
   const stdioOverhead = r.stdio.p50 - r.direct.p50;
-  const floor = `; two durable commits alone take ${ms(r.durableFloor.p50)} on this disk`;
+  const floor = `; two durable commits alone take ${ms(r.durableFloor.p50)} back to back, ${ms(r.idleFloor.p50)} after idle spells, on this disk`;
   const best = Math.max(...r.throughput.map((t) => t.callsPerSecond));
   const at64 = r.throughput.find((t) => t.sessions === 64);
   const list10k = r.lists.find((l) => l.registered === 10_000);
@@ -322,6 +324,10 @@ async function main(): Promise<void> {
     log(
       `  two durable SQLite commits in a row (the audit floor): p50 ${ms(durableFloor.p50)}, p99 ${ms(durableFloor.p99)}`,
     );
+    const idleFloor = durableCommitPairs(S.warmup, S.latencyCalls, FLOOR_IDLE_MS);
+    log(
+      `  the same, ${FLOOR_IDLE_MS} ms idle before each commit (as sequential calls meet them): p50 ${ms(idleFloor.p50)}, p99 ${ms(idleFloor.p99)}`,
+    );
     const ceiling = await directThroughput(upstream.url, 64, S.throughputMs / 2, upstream.pid);
     log(
       `  64 concurrent: ${int(ceiling.callsPerSecond)} calls/s (${ms(ceiling.cpuMsPerCall, 2)} CPU per call, client and server)`,
@@ -384,6 +390,8 @@ async function main(): Promise<void> {
       ),
       direct,
       durableFloor,
+      idleFloor,
+      floorIdleMs: FLOOR_IDLE_MS,
       directCeiling: ceiling,
       http: callPhase.http,
       ...(callPhase.httpSplit ? { httpSplit: callPhase.httpSplit } : {}),
