@@ -112,7 +112,12 @@ export const gatewayConfigSchema = z
     limits: limitsSchema.prefault({}),
     logging: z
       .object({
-        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+        level: z
+          .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+          .default("info")
+          .describe(
+            "JSON log lines on stderr (info: one line per call). Values under credential-like keys (token, password, secret, apiKey, authorization, cookie, connectionString, privateKey; any case, any depth) are written as [redacted].",
+          ),
       })
       .strict()
       .prefault({}),
