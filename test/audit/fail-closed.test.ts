@@ -5,9 +5,10 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AuditLog } from "../../src/audit/log.js";
 import { openAuditLog } from "../../src/audit/open.js";
-import { GatewayError } from "../../src/core/errors.js";
+import type { GatewayError } from "../../src/core/errors.js";
 import { testLogger } from "../helpers/logger.js";
 import { auditConfig, intent, tempDir } from "./helpers.js";
+import { rejection } from "../helpers/errors.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -20,15 +21,6 @@ async function openTemp(overrides: Record<string, unknown> = {}): Promise<{ log:
   const log = await openAuditLog({ config: auditConfig(overrides), dir: t.dir, logger: testLogger });
   cleanups.push(() => log.close());
   return { log, dir: t.dir, file: join(t.dir, "audit.db") };
-}
-
-async function rejection(p: Promise<unknown>): Promise<GatewayError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayError);
-  return err as GatewayError;
 }
 
 function rowCount(file: string): number {

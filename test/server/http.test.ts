@@ -3,11 +3,10 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadGatewayConfig } from "../../src/config/load.js";
-import { startHttpServer, type RunningHttpServer } from "../../src/server/http.js";
-import { startRuntime, type Runtime } from "../../src/server/runtime.js";
+import type { RunningHttpServer } from "../../src/server/http.js";
+import type { Runtime } from "../../src/server/runtime.js";
 import { cliCommand, createDeployment, type Deployment } from "../helpers/deployment.js";
-import { testLogger } from "../helpers/logger.js";
+import { startHttpGateway } from "../helpers/http-gateway.js";
 import { INIT } from "../helpers/mcp-raw.js";
 
 const MCP_HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream" };
@@ -29,17 +28,9 @@ describe("MCP over Streamable HTTP (real HTTP on port 0)", () => {
       extraTools: 1,
       config: { transports: { http: { port: 0, maxBodyBytes: 4096 } } },
     });
-    const loaded = loadGatewayConfig(deployment.configPath);
-    runtime = await startRuntime(loaded, testLogger);
-    http = await startHttpServer({
-      gateway: runtime.gateway,
-      config: loaded.config.transports.http,
-      serverName: "portcullis",
-      logger: testLogger,
-      ...(runtime.localIdentity ? { localIdentity: runtime.localIdentity } : {}),
-      ready: () => runtime.readiness(),
-      metrics: () => runtime.metrics.render(),
-    });
+    ({ runtime, http } = await startHttpGateway(deployment, {
+      extra: { ready: () => runtime.readiness(), metrics: () => runtime.metrics.render() },
+    }));
   });
 
   afterAll(async () => {

@@ -11,12 +11,11 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadGatewayConfig } from "../../src/config/load.js";
-import { startHttpServer, type RunningHttpServer } from "../../src/server/http.js";
-import { startRuntime, type Runtime } from "../../src/server/runtime.js";
+import type { RunningHttpServer } from "../../src/server/http.js";
+import type { Runtime } from "../../src/server/runtime.js";
 import { isJsonRpcMessage } from "../../src/server/streamable-http.js";
 import { createDeployment, type Deployment } from "../helpers/deployment.js";
-import { testLogger } from "../helpers/logger.js";
+import { startHttpGateway } from "../helpers/http-gateway.js";
 import { INIT } from "../helpers/mcp-raw.js";
 
 const ACCEPT_BOTH = "application/json, text/event-stream";
@@ -87,17 +86,9 @@ describe("Streamable HTTP transport (raw HTTP against a real gateway on port 0)"
 
   beforeAll(async () => {
     deployment = createDeployment({ config: { transports: { http: { port: 0 } } } });
-    const loaded = loadGatewayConfig(deployment.configPath);
-    runtime = await startRuntime(loaded, testLogger);
     // Debug level, captured: a dropped answer is logged, not thrown.
     const logger = pino({ level: "debug" }, { write: (line: string) => void logLines.push(line) });
-    http = await startHttpServer({
-      gateway: runtime.gateway,
-      config: loaded.config.transports.http,
-      serverName: "portcullis",
-      logger,
-      ...(runtime.localIdentity ? { localIdentity: runtime.localIdentity } : {}),
-    });
+    ({ runtime, http } = await startHttpGateway(deployment, { logger }));
   });
 
   afterAll(async () => {
@@ -323,15 +314,7 @@ describe("Streamable HTTP session expiry", () => {
     const deployment = createDeployment({
       config: { transports: { http: { port: 0, sessionIdleTimeoutMs: 500 } } },
     });
-    const loaded = loadGatewayConfig(deployment.configPath);
-    const runtime = await startRuntime(loaded, testLogger);
-    const http = await startHttpServer({
-      gateway: runtime.gateway,
-      config: loaded.config.transports.http,
-      serverName: "portcullis",
-      logger: testLogger,
-      ...(runtime.localIdentity ? { localIdentity: runtime.localIdentity } : {}),
-    });
+    const { runtime, http } = await startHttpGateway(deployment);
     try {
       const post = (body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
         fetch(http.url, {
@@ -377,15 +360,7 @@ describe("Streamable HTTP transport with the SDK client", () => {
 
   beforeAll(async () => {
     deployment = createDeployment({ config: { transports: { http: { port: 0 } } } });
-    const loaded = loadGatewayConfig(deployment.configPath);
-    runtime = await startRuntime(loaded, testLogger);
-    http = await startHttpServer({
-      gateway: runtime.gateway,
-      config: loaded.config.transports.http,
-      serverName: "portcullis",
-      logger: testLogger,
-      ...(runtime.localIdentity ? { localIdentity: runtime.localIdentity } : {}),
-    });
+    ({ runtime, http } = await startHttpGateway(deployment));
   });
 
   afterAll(async () => {

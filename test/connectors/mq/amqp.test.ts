@@ -3,11 +3,12 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { mqFactory } from "../../../src/connectors/mq/index.js";
 import { createMqConnector, type MqConnector } from "../../../src/connectors/mq/connector.js";
 import { mqConfigSchema } from "../../../src/connectors/mq/config.js";
-import { GatewayError, type Identity } from "../../../src/core/index.js";
+import type { Identity } from "../../../src/core/index.js";
 import { connectorContract, findTool, testContext, testIdentity } from "../../helpers/connector-contract.js";
 import { testLogger } from "../../helpers/logger.js";
 import { serviceUrl } from "../../helpers/services.js";
 import { Responder, TcpProxy, sleep, uniqueQueue, waitFor } from "./amqp-helpers.js";
+import { rejection } from "../../helpers/errors.js";
 
 const url = serviceUrl("rabbitmq");
 const deps = { baseDir: process.cwd(), logger: testLogger };
@@ -79,16 +80,6 @@ function call(
   ctx: Partial<Parameters<typeof testContext>[0]> = {},
 ) {
   return c.invoke({ tool: findTool(c, `${c.name}__${op}`), arguments: args }, testContext(ctx));
-}
-
-async function rejection(p: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError);
-    return err as GatewayError;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe.skipIf(!url)("mq connector over AMQP (real RabbitMQ)", () => {

@@ -3,11 +3,12 @@ import { mqConfigSchema } from "../../../src/connectors/mq/config.js";
 import { createMqConnector, type MqConnector } from "../../../src/connectors/mq/connector.js";
 import { loadIbmMq } from "../../../src/connectors/mq/ibmmq-api.js";
 import { mqFactory } from "../../../src/connectors/mq/index.js";
-import { GatewayError } from "../../../src/core/index.js";
+import type { GatewayError } from "../../../src/core/index.js";
 import { findTool, testContext } from "../../helpers/connector-contract.js";
 import { testLogger } from "../../helpers/logger.js";
 import { sleep, waitFor } from "./amqp-helpers.js";
 import { FakeIbmMqModule, ibmmqStructsAvailable, type PutMessage } from "./fake-ibmmq.js";
+import { rejection } from "../../helpers/errors.js";
 
 const deps = { baseDir: process.cwd(), logger: testLogger };
 
@@ -86,16 +87,6 @@ function call(
   op = "order_status",
 ) {
   return c.invoke({ tool: findTool(c, `mainframe__${op}`), arguments: args }, testContext(ctx));
-}
-
-async function rejection(p: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError);
-    return err as GatewayError;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("ibmmq: the real binding cannot load here", () => {

@@ -2,7 +2,6 @@ import { statSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { GatewayError } from "../../../src/core/index.js";
 import {
   loadRestSpec,
   prepareSpec,
@@ -12,6 +11,7 @@ import {
 } from "../../../src/connectors/rest/spec-worker.js";
 import { generateLargeSpec } from "./generate-large-spec.js";
 import { makeConnector, tempDir, writeSpec } from "./helpers.js";
+import { rejection } from "../../helpers/errors.js";
 
 const noReserved = (): SpecJob["reserved"] => ({ header: new Set(), query: new Set(), cookie: new Set() });
 
@@ -20,15 +20,6 @@ function capturingLogger() {
   const lines: { level: number; msg: string }[] = [];
   const logger = pino({ level: "warn" }, { write: (s: string) => lines.push(JSON.parse(s)) });
   return { logger, lines };
-}
-
-async function rejection(p: Promise<unknown>): Promise<GatewayError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayError);
-  return err as GatewayError;
 }
 
 describe("rest connector: large specs load in a worker thread", { timeout: 120_000 }, () => {
