@@ -13,6 +13,7 @@ import { identity, manifestDir, TOOLS, toolNamed } from "./fixtures.js";
 import { ANALYST, APPROVER, ORDER_OPS, REFUNDS_LITE, SUPPORT } from "./manifests-fixture.js";
 import { join } from "node:path";
 import { rmSync } from "node:fs";
+import { rejection } from "../helpers/errors.js";
 
 const visibleNames = (p: ScopePolicy, scopes: string[], claims = {}) =>
   p.visibleTools(identity("someone", scopes, claims), TOOLS).map((t) => t.name);
@@ -20,16 +21,6 @@ const visibleNames = (p: ScopePolicy, scopes: string[], claims = {}) =>
 function refusal(fn: () => unknown): GatewayError {
   try {
     fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError);
-    return err as GatewayError;
-  }
-  throw new Error("not refused");
-}
-
-async function refusalAsync(p: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await p;
   } catch (err) {
     expect(err).toBeInstanceOf(GatewayError);
     return err as GatewayError;
@@ -276,7 +267,7 @@ describe("call policy", () => {
       const a = identity("rate-a", ["support-agent"], { customer_id: "C-1" });
       const b = identity("rate-b", ["support-agent"], { customer_id: "C-2" });
       for (let i = 0; i < 2; i++) await policy.admit(a, tool, policy.constrain(a, tool, { status: "open" }));
-      const e = await refusalAsync(policy.admit(a, tool, policy.constrain(a, tool, { status: "open" })));
+      const e = await rejection(policy.admit(a, tool, policy.constrain(a, tool, { status: "open" })));
       expect(e.code).toBe("DENIED_RATE_LIMIT");
       expect(e.message).toMatch(
         /^rate limit for tool orders__list_orders reached \(2 calls per 60s\); retry after \d+\.\ds/,
@@ -297,7 +288,7 @@ describe("call policy", () => {
       const a = identity("rate-scope", ["analyst"]);
       for (let i = 0; i < 3; i++)
         await policy.admit(a, tool, policy.constrain(a, tool, { sql: `select ${i}` }));
-      const e = await refusalAsync(policy.admit(a, tool, { sql: "select 4" }));
+      const e = await rejection(policy.admit(a, tool, { sql: "select 4" }));
       expect(e.code).toBe("DENIED_RATE_LIMIT");
       expect(e.message).toMatch(
         /^rate limit for scope "analyst" reached \(3 calls per 60s across its tools\)/,

@@ -1,11 +1,6 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { expect } from "vitest";
-import {
-  GatewayError,
-  type Connector,
-  type InvocationContext,
-  type ToolResult,
-} from "../../../src/core/index.js";
+import { type Connector, type InvocationContext, type ToolResult } from "../../../src/core/index.js";
 import { sqlFactory } from "../../../src/connectors/sql/index.js";
 import { testContext } from "../../helpers/connector-contract.js";
 import { testLogger } from "../../helpers/logger.js";
@@ -49,15 +44,7 @@ export async function rows(
 }
 
 /** The GatewayError a call rejects with (fails the test if it resolves). */
-export async function failure(promise: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError);
-    return err as GatewayError;
-  }
-  throw new Error("expected the call to fail, it succeeded");
-}
+export { rejection as failure } from "../../helpers/errors.js";
 
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
