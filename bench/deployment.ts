@@ -50,8 +50,8 @@ const itemSpec = {
 };
 
 export type DeploymentShape =
-  /** One REST connector with one tool: the call path. */
-  | { kind: "calls" }
+  /** One REST connector with one tool: the call path; optionally answers held for the outcome record. */
+  | { kind: "calls"; outcomeBeforeAnswer?: boolean }
   /** Two REST connectors of `tools / 2` operations each; the identity's scope grants one of them. */
   | { kind: "list"; tools: number }
   /** One REST connector over a `operations`-operation OpenAPI spec: startup cost. */
@@ -99,6 +99,7 @@ export function createBenchDeployment(shape: DeploymentShape, upstreamUrl: strin
     transports: { http: { enabled: true, host: "127.0.0.1", port: 0 } },
     identity: { local: { subject: BENCH_SUBJECT, scopes: [BENCH_SCOPE], overHttp: true } },
     logging: { level: process.env.BENCH_LOG_LEVEL ?? "info" },
+    ...(shape.kind === "calls" && shape.outcomeBeforeAnswer ? { audit: { outcomeBeforeAnswer: true } } : {}),
   });
   return {
     dir,

@@ -47,11 +47,15 @@ export interface BenchResults {
   durableFloor: LatencySummary;
   /** The same, the thread idle for floorIdleMs before each commit, as between sequential calls. */
   idleFloor: LatencySummary;
+  /** One durable commit after floorIdleMs idle: what a default answer waits for (the intent record). */
+  commitFloor: LatencySummary;
   floorIdleMs: number;
   directCeiling: { callsPerSecond: number; cpuMsPerCall: number };
   http: LatencySummary;
   httpSplit?: TimeSplit;
   stdio: LatencySummary;
+  /** Sequential HTTP calls with audit.outcomeBeforeAnswer: each answer held for both commits. */
+  httpStrict: LatencySummary;
   throughput: ThroughputLine[];
   rssIdleBytes: number;
   rssStdioBytes: number;
@@ -113,18 +117,33 @@ export function renderResults(r: BenchResults): string {
       r.idleFloor,
     ),
   );
+  out.push(
+    latencyRow(
+      `one durable commit after ${r.floorIdleMs} ms idle (what a default answer waits for: the intent record)`,
+      r.commitFloor,
+    ),
+  );
   out.push(latencyRow("through the gateway, Streamable HTTP, audited", r.http));
   out.push(latencyRow("through the gateway, stdio, audited", r.stdio));
+  out.push(
+    latencyRow(
+      "through the gateway, Streamable HTTP, audited, answer held for the outcome record (audit.outcomeBeforeAnswer)",
+      r.httpStrict,
+    ),
+  );
   out.push("");
   out.push(
     `Gateway overhead at p50: HTTP +${ms(r.http.p50 - r.direct.p50)} (×${(r.http.p50 / r.direct.p50).toFixed(2)}), ` +
       `stdio +${ms(r.stdio.p50 - r.direct.p50)} (×${(r.stdio.p50 / r.direct.p50).toFixed(2)}); ` +
       `at p99: HTTP +${ms(r.http.p99 - r.direct.p99)} (×${(r.http.p99 / r.direct.p99).toFixed(2)}), ` +
       `stdio +${ms(r.stdio.p99 - r.direct.p99)} (×${(r.stdio.p99 / r.direct.p99).toFixed(2)}). ` +
-      `An audited call waits for two durable commits (intent before the upstream is touched, outcome before the ` +
-      `result is returned); on this disk those alone take ${ms(r.durableFloor.p50)} at p50 back to back and ` +
-      `${ms(r.idleFloor.p50)} when each follows an idle spell as in sequential calls, so the gateway's own share ` +
-      `of the overhead is HTTP +${ms(r.http.p50 - r.direct.p50 - r.idleFloor.p50)}, stdio +${ms(r.stdio.p50 - r.direct.p50 - r.idleFloor.p50)}.`,
+      `An audited call writes two durable records: the intent before the upstream is touched, which the answer ` +
+      `waits for (${ms(r.commitFloor.p50)} at p50 on this disk after an idle spell), and the outcome, queued before ` +
+      `the answer is sent and committed right after it, while the client reads the answer. So the gateway's own ` +
+      `share of the overhead is HTTP +${ms(r.http.p50 - r.direct.p50 - r.commitFloor.p50)}, stdio ` +
+      `+${ms(r.stdio.p50 - r.direct.p50 - r.commitFloor.p50)}. Holding each answer for its outcome record too ` +
+      `(audit.outcomeBeforeAnswer) costs HTTP +${ms(r.httpStrict.p50 - r.http.p50)} at p50 ` +
+      `(${ms(r.httpStrict.p50)}; both commits alone take ${ms(r.idleFloor.p50)} after idle spells, ${ms(r.durableFloor.p50)} back to back).`,
   );
   if (r.httpSplit) {
     const s = r.httpSplit;

@@ -252,7 +252,7 @@ async function profileUnder(
 function targetsOf(r: Omit<BenchResults, "targets" | "profiles">): Target[] {
   const overhead = r.http.p50 - r.direct.p50;
   const stdioOverhead = r.stdio.p50 - r.direct.p50;
-  const floor = `; two durable commits alone take ${ms(r.durableFloor.p50)} back to back, ${ms(r.idleFloor.p50)} after idle spells, on this disk`;
+  const floor = `; the answer waits for one durable commit, ${ms(r.commitFloor.p50)} after an idle spell on this disk`;
   const best = Math.max(...r.throughput.map((t) => t.callsPerSecond));
   const at64 = r.throughput.find((t) => t.sessions === 64);
   const list10k = r.lists.find((l) => l.registered === 10_000);
@@ -328,6 +328,10 @@ async function main(): Promise<void> {
     log(
       `  the same, ${FLOOR_IDLE_MS} ms idle before each commit (as sequential calls meet them): p50 ${ms(idleFloor.p50)}, p99 ${ms(idleFloor.p99)}`,
     );
+    const commitFloor = durableCommitPairs(S.warmup, S.latencyCalls, FLOOR_IDLE_MS, 1);
+    log(
+      `  one durable commit after ${FLOOR_IDLE_MS} ms idle (what a default answer waits for): p50 ${ms(commitFloor.p50)}, p99 ${ms(commitFloor.p99)}`,
+    );
     const ceiling = await directThroughput(upstream.url, 64, S.throughputMs / 2, upstream.pid);
     log(
       `  64 concurrent: ${int(ceiling.callsPerSecond)} calls/s (${ms(ceiling.cpuMsPerCall, 2)} CPU per call, client and server)`,
@@ -372,6 +376,22 @@ async function main(): Promise<void> {
     }
     log(`  sequential: p50 ${ms(stdio.p50)}, p99 ${ms(stdio.p99)}, RSS ${mb(rssStdioBytes)}`);
 
+    log("gateway over Streamable HTTP, answers held for the outcome record (audit.outcomeBeforeAnswer)…");
+    const httpStrict = await withGateway(
+      cmd,
+      { kind: "calls", outcomeBeforeAnswer: true },
+      upstream,
+      async (gw) => {
+        const client = await connectHttp(gw.url);
+        try {
+          return summarize(await callLatencies(client, S.warmup, S.latencyCalls));
+        } finally {
+          await client.close();
+        }
+      },
+    );
+    log(`  sequential: p50 ${ms(httpStrict.p50)}, p99 ${ms(httpStrict.p99)}`);
+
     log("tools/list…");
     const lists: ListLine[] = [];
     for (const n of S.listSizes) lists.push(await measureList(cmd, upstream, n));
@@ -391,11 +411,13 @@ async function main(): Promise<void> {
       direct,
       durableFloor,
       idleFloor,
+      commitFloor,
       floorIdleMs: FLOOR_IDLE_MS,
       directCeiling: ceiling,
       http: callPhase.http,
       ...(callPhase.httpSplit ? { httpSplit: callPhase.httpSplit } : {}),
       stdio,
+      httpStrict,
       throughput: callPhase.lines,
       rssIdleBytes: callPhase.rssIdleBytes,
       rssStdioBytes,

@@ -114,11 +114,17 @@ export class AuditLog extends AuditReader implements AuditSink {
 
   /** Records in the log, by any writer; what this process last saw if the store cannot be read. */
   override size(): number {
+    this.settle();
     try {
       return this.store.size();
     } catch {
       return this.tail.size;
     }
+  }
+
+  /** Commits what is queued now rather than on the next turn of the event loop (see AuditReader). */
+  protected override settle(): void {
+    if (!this.closed && this.queue.length > 0) this.flush();
   }
 
   health(): AuditHealth {

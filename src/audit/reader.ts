@@ -77,11 +77,19 @@ export class AuditReader {
     return this.trusted.map((k) => k.text);
   }
 
+  /**
+   * Called before every read: a reader sharing its process with a writer first commits what that
+   * writer has queued, so a read sees every record appended before it (read-your-writes).
+   */
+  protected settle(): void {}
+
   size(): number {
+    this.settle();
     return this.store.size();
   }
 
   query(q: AuditQuery): AuditPage {
+    this.settle();
     const limit = q.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw invalid(`limit must be 1..${MAX_PAGE}`);
     let cursor: number | undefined;
@@ -104,12 +112,14 @@ export class AuditReader {
   }
 
   record(seq: number): AuditRecordView | undefined {
+    this.settle();
     const row = this.store.record(seq);
     return row && viewOf(row);
   }
 
   /** Exact stored bytes of records from <= seq < to, in order, in chunks (for export). */
   *rawRecords(from = 0, to = Number.MAX_SAFE_INTEGER): Generator<FullRecordRow> {
+    this.settle();
     let next = from;
     for (;;) {
       const rows = this.store.fullRecordChunk(next, to, 5_000);
@@ -120,17 +130,20 @@ export class AuditReader {
   }
 
   latestCheckpoint(): SignedCheckpoint | undefined {
+    this.settle();
     const row = this.store.latestCheckpoint();
     return row && checkpointOf(row);
   }
 
   checkpoints(): SignedCheckpoint[] {
+    this.settle();
     return this.store.checkpoints().map(checkpointOf);
   }
 
   /** Inclusion proof of record `seq` against the latest checkpoint that covers it. */
   prove(seq: number): InclusionBundle {
     if (!Number.isSafeInteger(seq) || seq < 0) throw invalid("seq must be a non-negative integer");
+    this.settle();
     const row = this.store.record(seq);
     if (!row) throw new GatewayError("TOOL_NOT_FOUND", `audit record ${seq} does not exist`);
     const cpRow = this.store.checkpointCovering(seq + 1);
@@ -146,6 +159,7 @@ export class AuditReader {
 
   /** Consistency proof between two tree sizes (0 < from <= to <= size). */
   consistency(from: number, to: number): ConsistencyBundle {
+    this.settle();
     const size = this.store.size();
     if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 1 || from > to || to > size) {
       throw invalid(`need 1 <= from <= to <= ${size}`);
@@ -165,6 +179,7 @@ export class AuditReader {
 
   /** Recomputes everything; includes the external checkpoint directory when one is configured. */
   async verify(opts: VerifyCallOptions = {}): Promise<VerifyReport> {
+    this.settle();
     const extra = [
       ...(this.externalDirectory === undefined ? [] : await readExternalDirectory(this.externalDirectory)),
       ...(opts.trustedCheckpoints ?? []),

@@ -168,6 +168,12 @@ export const auditSchema = z
       .min(4_096)
       .default(262_144)
       .describe("Arguments making a record larger than this (bytes) are recorded as their digest and size."),
+    outcomeBeforeAnswer: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Hold each tool call's answer until its outcome record is durable (one more fsync on the answer's path). Off: the outcome record is queued before the answer is sent and committed right after it; the intent record is always durable before the upstream is touched. After a crash, calls answered in the last moment before it may then lack their outcome record, never their intent record.",
+      ),
     signing: signingSchema.prefault({}),
     checkpoint: checkpointSchema.prefault({}),
     redaction: redactionSchema.prefault({}),

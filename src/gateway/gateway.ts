@@ -43,6 +43,11 @@ export interface GatewayOptions {
   traceArguments?: boolean;
   /** Refuses the same call repeated too often (an agent stuck in a loop). */
   loopGuard?: LoopGuard;
+  /**
+   * Hold each answer until its outcome record is durable (audit.outcomeBeforeAnswer). Off: the
+   * outcome record is queued before the answer is sent and committed right after it.
+   */
+  outcomeBeforeAnswer?: boolean;
 }
 
 export interface CallOptions {
@@ -85,6 +90,9 @@ export class Gateway {
   readonly metrics: GatewayMetrics | undefined;
   private readonly traceArguments: boolean;
   private readonly loopGuard: LoopGuard | undefined;
+  private readonly outcomeBeforeAnswer: boolean;
+  /** Outcome records queued for answers already sent: drain() and settled() wait for them. */
+  private readonly pendingOutcomes = new Set<Promise<void>>();
   private readonly listeners = new Set<RegistryListener>();
   /**
    * What each identity sees, per registry and policy: filtering 10,000 tools on every tools/list
@@ -108,6 +116,7 @@ export class Gateway {
     this.metrics = options.metrics;
     this.traceArguments = options.traceArguments ?? false;
     this.loopGuard = options.loopGuard;
+    this.outcomeBeforeAnswer = options.outcomeBeforeAnswer ?? false;
   }
 
   get registry(): ToolRegistry {
@@ -286,11 +295,13 @@ export class Gateway {
       // 8. Outcome record. 9. Map the result.
       const { mapped, digestJson } = this.mapResult(tool, result);
       const outcome = mapped.isError === true ? "error" : "ok";
-      await inSpan("audit.outcome", rootCtx, {}, () =>
-        this.recordOutcome(identity, callId, tool, started, outcome, log, {
-          resultDigest: digestOfJson(digestJson),
-          ...(mapped.isError ? { errorCode: "UPSTREAM_ERROR" } : {}),
-        }),
+      await this.settleOutcome(
+        inSpan("audit.outcome", rootCtx, {}, () =>
+          this.recordOutcome(identity, callId, tool, started, outcome, log, {
+            resultDigest: digestOfJson(digestJson),
+            ...(mapped.isError ? { errorCode: "UPSTREAM_ERROR" } : {}),
+          }),
+        ),
       );
       this.metrics?.calls.inc({ ...labels, outcome });
       root.setAttribute("portcullis.outcome", outcome);
@@ -305,10 +316,12 @@ export class Gateway {
       if (error.code === "AUDIT_UNAVAILABLE") {
         this.metrics?.refusals.inc({ reason: "audit" });
       } else {
-        await this.recordOutcome(identity, callId, tool, started, "error", log, {
-          errorCode: error.code,
-          errorClass: error.kind,
-        });
+        await this.settleOutcome(
+          this.recordOutcome(identity, callId, tool, started, "error", log, {
+            errorCode: error.code,
+            errorClass: error.kind,
+          }),
+        );
         this.metrics?.calls.inc({ ...labels, outcome: "error" });
       }
       root.setAttribute("portcullis.outcome", error.code === "AUDIT_UNAVAILABLE" ? "refused" : "error");
@@ -325,13 +338,37 @@ export class Gateway {
   /** Refuses new calls and waits up to `timeoutMs` for calls in flight; true when all finished. */
   async drain(timeoutMs: number): Promise<boolean> {
     this.closing = true;
-    if (this.inFlightCount === 0) return true;
+    if (this.inFlightCount === 0) {
+      await this.settled();
+      return true;
+    }
     const done = new Promise<void>((resolve) => (this.drained = resolve));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
     const ok = await Promise.race([done.then(() => true), timedOut]);
     clearTimeout(timer);
+    if (ok) await this.settled();
     return ok;
+  }
+
+  /**
+   * Resolves once every outcome record queued so far is durable (or its failure was logged).
+   * Answers do not wait for their outcome records unless audit.outcomeBeforeAnswer is set.
+   */
+  async settled(): Promise<void> {
+    while (this.pendingOutcomes.size > 0) await Promise.allSettled([...this.pendingOutcomes]);
+  }
+
+  /**
+   * Stage 8's wait. The intent record already gates the upstream (stage 6) and a failed outcome
+   * record never changes the answer (recordOutcome), so by default the answer is not held for
+   * this second fsync: the record is queued before the answer is sent and committed right after.
+   */
+  private async settleOutcome(recorded: Promise<void>): Promise<void> {
+    if (this.outcomeBeforeAnswer) return recorded;
+    const tracked = recorded.catch(() => undefined);
+    this.pendingOutcomes.add(tracked);
+    void tracked.finally(() => this.pendingOutcomes.delete(tracked));
   }
 
   // --- stages -------------------------------------------------------------------------------

@@ -103,6 +103,7 @@ export class Runtime {
       metrics: this.metrics,
       traceArguments: loaded.config.observability.traceArguments,
       loopGuard: new LoopGuard(loaded.config.limits.loopGuard, { logger }),
+      outcomeBeforeAnswer: loaded.config.audit.outcomeBeforeAnswer,
     });
   }
 

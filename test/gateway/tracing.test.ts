@@ -66,6 +66,9 @@ describe("OpenTelemetry spans of a tool call", () => {
       { traceparent: `00-${TRACE_ID}-${PARENT_SPAN}-01` },
     );
     expect(result.isError).toBeFalsy();
+    // The answer does not wait for the outcome record's commit (audit.outcomeBeforeAnswer is off),
+    // so its span ends after the call's own.
+    await runtime.gateway.settled();
     const spans = exporter.getFinishedSpans();
     const root = spans.find((s) => s.name === "tools/call")!;
     expect(root).toBeDefined();
