@@ -23,6 +23,7 @@ import {
   type HttpGateway,
 } from "./gateway-process.js";
 import {
+  callItem,
   callLatencies,
   connectHttp,
   connectStdio,
@@ -431,7 +432,17 @@ async function main(): Promise<void> {
     const profiles: BenchResults["profiles"] = [];
     const missed = (prefix: string) => targets.some((t) => t.what.startsWith(prefix) && !t.pass);
     const want = (prefix: string) => PROFILE === "always" || (PROFILE === "auto" && missed(prefix));
-    if (want("gateway p50") || want("audited calls")) {
+    if (want("gateway p50")) {
+      // Latency is the sequential path: one session, one call at a time, as the latency rows measure.
+      log("profiling the gateway under sequential calls…");
+      const summary = await profileUnder(upstream, { kind: "calls" }, async (_gw, client) => {
+        const deadline = performance.now() + S.profileMs;
+        for (let i = 0; performance.now() < deadline; i++) await callItem(client, 9, i);
+      });
+      if (summary)
+        profiles.push({ why: `tool calls, one session, sequential, for ${S.profileMs / 1000} s`, summary });
+    }
+    if (want("audited calls")) {
       log("profiling the gateway under 64-session load…");
       const summary = await profileUnder(upstream, { kind: "calls" }, async (gw) => {
         await throughput(gw.url, 64, S.profileMs, gw.pid);
