@@ -12,10 +12,15 @@ import { AuditReader, checkpointOf } from "./reader.js";
 import type { NewRecord, SqliteAuditStore } from "./store.js";
 
 interface Pending {
-  readonly prepared: PreparedEvent;
+  /** Set by `append`; by `appendLater` only when the queue is written (`build` runs then). */
+  prepared: PreparedEvent | undefined;
+  readonly build: (() => AuditEvent) | undefined;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
+
+/** What writeBatch gets: every entry prepared. */
+type Ready = Pending & { readonly prepared: PreparedEvent };
 
 interface Tail {
   size: number;
@@ -50,6 +55,11 @@ export function describeStoreError(err: unknown): string {
   if (code.startsWith("SQLITE_IOERR")) return `the file cannot be written (${code})`;
   if (code.startsWith("SQLITE_CANTOPEN")) return `the file cannot be opened (${code})`;
   return code;
+}
+
+function refused(err: unknown): GatewayError {
+  const why = err instanceof Error ? err.message : String(err);
+  return new GatewayError("AUDIT_UNAVAILABLE", `audit record refused: ${why}`, { cause: err });
 }
 
 /**
@@ -97,14 +107,29 @@ export class AuditLog extends AuditReader implements AuditSink {
     if (this.closed) return Promise.reject(new GatewayError("AUDIT_UNAVAILABLE", "audit log is closed"));
     let prepared: PreparedEvent;
     try {
-      prepared = prepareEvent(event, { redactor: this.redactor, maxRecordBytes: this.settings.maxRecordBytes });
+      prepared = this.prepare(event);
     } catch (err) {
-      return Promise.reject(
-        new GatewayError("AUDIT_UNAVAILABLE", `audit record refused: ${(err as Error).message}`, { cause: err }),
-      );
+      return Promise.reject(refused(err));
     }
+    return this.enqueue(prepared, undefined);
+  }
+
+  /**
+   * Queues a record built when the queue is written (see AuditSink). A `build` that throws, or an
+   * event the log refuses, rejects this record alone; the rest of its batch is written.
+   */
+  appendLater(build: () => AuditEvent): Promise<void> {
+    if (this.closed) return Promise.reject(new GatewayError("AUDIT_UNAVAILABLE", "audit log is closed"));
+    return this.enqueue(undefined, build);
+  }
+
+  private prepare(event: AuditEvent): PreparedEvent {
+    return prepareEvent(event, { redactor: this.redactor, maxRecordBytes: this.settings.maxRecordBytes });
+  }
+
+  private enqueue(prepared: PreparedEvent | undefined, build: (() => AuditEvent) | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ prepared, resolve, reject });
+      this.queue.push({ prepared, build, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -190,13 +215,30 @@ export class AuditLog extends AuditReader implements AuditSink {
   private flush(): void {
     this.flushScheduled = false;
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.settings.maxBatch);
-      this.writeBatch(batch);
+      const batch = this.ready(this.queue.splice(0, this.settings.maxBatch));
+      if (batch.length > 0) this.writeBatch(batch);
       if (this.tail.size - (this.lastCheckpoint?.size ?? 0) >= this.settings.everyRecords) this.issueCheckpoint();
     }
   }
 
-  private writeBatch(batch: readonly Pending[]): void {
+  /** Builds and prepares deferred entries; one that cannot be is rejected and left out. */
+  private ready(batch: Pending[]): Ready[] {
+    const out: Ready[] = [];
+    for (const p of batch) {
+      if (p.prepared === undefined) {
+        try {
+          p.prepared = this.prepare(p.build!());
+        } catch (err) {
+          p.reject(refused(err));
+          continue;
+        }
+      }
+      out.push(p as Ready);
+    }
+    return out;
+  }
+
+  private writeBatch(batch: readonly Ready[]): void {
     try {
       this.tail = this.store.writeTransaction(() => {
         this.syncTail();

@@ -85,5 +85,13 @@ export interface AuditEvent {
  */
 export interface AuditSink {
   append(event: AuditEvent): Promise<void>;
+  /**
+   * As `append`, but the event is built (and redacted, serialised, hashed) only when the queue is
+   * next written: for a record whose preparation need not delay the caller, such as an outcome
+   * record queued before its answer is sent. The record joins the queue now, so any read of the
+   * log after this call sees it. `build` must capture what it records when it is created (time,
+   * latency, policy hashes), not when it runs. Sinks without a queue may omit it.
+   */
+  appendLater?(build: () => AuditEvent): Promise<void>;
   close(): Promise<void>;
 }

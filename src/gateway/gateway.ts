@@ -294,22 +294,23 @@ export class Gateway {
       );
       // 8. Outcome record. 9. Map the result.
       const { mapped, digestJson } = this.mapResult(tool, result);
-      const outcome = mapped.isError === true ? "error" : "ok";
+      const isError = mapped.isError === true;
+      const outcome = isError ? "error" : "ok";
       await this.settleOutcome(
         inSpan("audit.outcome", rootCtx, {}, () =>
-          this.recordOutcome(identity, callId, tool, started, outcome, log, {
+          this.recordOutcome(identity, callId, tool, started, outcome, log, () => ({
             resultDigest: digestOfJson(digestJson),
-            ...(mapped.isError ? { errorCode: "UPSTREAM_ERROR" } : {}),
-          }),
+            ...(isError ? { errorCode: "UPSTREAM_ERROR" } : {}),
+          })),
         ),
       );
       this.metrics?.calls.inc({ ...labels, outcome });
       root.setAttribute("portcullis.outcome", outcome);
-      if (mapped.isError) root.setStatus({ code: SpanStatusCode.ERROR, message: "UPSTREAM_ERROR" });
-      log.info(
-        { latencyMs: Math.round(performance.now() - started), isError: mapped.isError === true },
-        "call done",
-      );
+      if (isError) root.setStatus({ code: SpanStatusCode.ERROR, message: "UPSTREAM_ERROR" });
+      // Written once the answer is on its way (the next turn of the event loop): a log line is a
+      // synchronous write to stderr, ~30 µs a call the agent need not wait for.
+      const latencyMs = Math.round(performance.now() - started);
+      setImmediate(() => log.info({ latencyMs, isError }, "call done"));
       return mapped;
     } catch (err) {
       const error = toError(err, "INTERNAL");
@@ -317,10 +318,10 @@ export class Gateway {
         this.metrics?.refusals.inc({ reason: "audit" });
       } else {
         await this.settleOutcome(
-          this.recordOutcome(identity, callId, tool, started, "error", log, {
+          this.recordOutcome(identity, callId, tool, started, "error", log, () => ({
             errorCode: error.code,
             errorClass: error.kind,
-          }),
+          })),
         );
         this.metrics?.calls.inc({ ...labels, outcome: "error" });
       }
@@ -571,15 +572,21 @@ export class Gateway {
     started: number,
     status: "ok" | "error",
     log: Logger,
-    extra: { resultDigest?: string; errorCode?: string; errorClass?: string },
+    extra: () => { resultDigest?: string; errorCode?: string; errorClass?: string },
   ): Promise<void> {
+    // Time, latency and the manifest hash are taken now; digesting the result, redacting and
+    // serialising the record wait for the queue's write, after the answer is sent (appendLater).
+    const time = new Date().toISOString();
+    const latencyMs = Math.round((performance.now() - started) * 1000) / 1000;
+    const base = this.baseEvent(identity, callId, tool);
+    const build = (): AuditEvent => ({
+      type: "call.outcome",
+      time,
+      ...base,
+      outcome: { status, latencyMs, ...extra() },
+    });
     try {
-      await this.audit.append({
-        type: "call.outcome",
-        time: new Date().toISOString(),
-        ...this.baseEvent(identity, callId, tool),
-        outcome: { status, latencyMs: Math.round((performance.now() - started) * 1000) / 1000, ...extra },
-      });
+      await (this.audit.appendLater ? this.audit.appendLater(build) : this.audit.append(build()));
     } catch (err) {
       // The call already ran; failing it now would invite a duplicate retry. Alert instead.
       log.error({ err }, "audit outcome record could not be written");

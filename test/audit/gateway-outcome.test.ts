@@ -1,5 +1,9 @@
+import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import Database from "better-sqlite3";
+import canonicalize from "canonicalize";
+import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadGatewayConfig } from "../../src/config/load.js";
 import { startRuntime, type Runtime } from "../../src/server/runtime.js";
@@ -17,7 +21,10 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
-async function start(outcomeBeforeAnswer?: boolean): Promise<{ runtime: Runtime; auditFile: string }> {
+async function start(
+  outcomeBeforeAnswer?: boolean,
+  logger = testLogger,
+): Promise<{ runtime: Runtime; auditFile: string }> {
   const deployment = createDeployment({
     config: {
       audit: {
@@ -27,7 +34,7 @@ async function start(outcomeBeforeAnswer?: boolean): Promise<{ runtime: Runtime;
     },
   });
   cleanups.push(() => deployment.cleanup());
-  const runtime = await startRuntime(loadGatewayConfig(deployment.configPath), testLogger);
+  const runtime = await startRuntime(loadGatewayConfig(deployment.configPath), logger);
   let closed = false;
   cleanups.push(async () => {
     if (!closed) await runtime.close();
@@ -90,5 +97,48 @@ describe("audit: the outcome record and the answer", () => {
     expect(result.isError).toBeFalsy();
     await runtime.close();
     expect(committed(auditFile, "C-3")).toEqual(["call.intent", "call.outcome"]);
+  });
+
+  it("the outcome record, built after the answer, holds the result's digest and the latency at answer time", async () => {
+    const { runtime } = await start();
+    const before = performance.now();
+    const result = await runtime.gateway.callTool(runtime.localIdentity!, "inv__get_item", { sku: "D-4" });
+    const elapsed = performance.now() - before;
+    expect(result.isError).toBeFalsy();
+    // Work done after the answer must not count towards the recorded latency.
+    await new Promise((r) => setTimeout(r, 50));
+    const log = runtime.governance.auditLog!;
+    const [outcome, intent] = log.query({ order: "desc", limit: 2 }).records.map((r) => r.record.event);
+    expect(intent!.type).toBe("call.intent");
+    expect(outcome!.type).toBe("call.outcome");
+    expect(outcome!.callId).toBe(intent!.callId);
+    expect(outcome!.toolHash).toBe(intent!.toolHash);
+    const digested = result.structuredContent ?? result.content;
+    const expected = createHash("sha256").update(canonicalize(digested)!).digest("hex");
+    const recorded = outcome!.outcome as { status: string; latencyMs: number; resultDigest: string };
+    expect(recorded.status).toBe("ok");
+    expect(recorded.resultDigest).toBe(`sha256:${expected}`);
+    expect(recorded.latencyMs).toBeGreaterThan(0);
+    expect(recorded.latencyMs).toBeLessThanOrEqual(elapsed);
+  });
+
+  it("logs each call's \"call done\" line with its call id, after the answer", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const line of chunk.toString("utf8").split("\n")) if (line) lines.push(JSON.parse(line));
+        cb();
+      },
+    });
+    const { runtime } = await start(undefined, pino({ level: "info" }, sink));
+    await runtime.gateway.callTool(runtime.localIdentity!, "inv__get_item", { sku: "E-5" });
+    const done = () => lines.filter((l) => l.msg === "call done");
+    // The answer came first; the line follows on the next turn of the event loop.
+    expect(done()).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(done()).toHaveLength(1);
+    const callId = runtime.governance.auditLog!.query({ order: "desc", limit: 1 }).records[0]!.record.event.callId;
+    expect(done()[0]).toMatchObject({ callId, isError: false });
+    expect(typeof done()[0]!.latencyMs).toBe("number");
   });
 });

@@ -11,6 +11,7 @@ import { verifyConsistencyBundle, verifyInclusionBundle } from "../../src/audit/
 import { parseVerifierKey } from "../../src/audit/note.js";
 import { Redactor } from "../../src/audit/redact.js";
 import { GatewayError } from "../../src/core/errors.js";
+import type { AuditEvent } from "../../src/core/governance.js";
 import { testLogger } from "../helpers/logger.js";
 import { auditConfig, intent, tempDir } from "./helpers.js";
 
@@ -136,6 +137,64 @@ describe("audit log: records, chain and checkpoints", () => {
     expect((err as GatewayError).code).toBe("AUDIT_UNAVAILABLE");
     expect((err as GatewayError).message).toContain("$.arguments.x");
     expect(log.size()).toBe(1);
+  });
+
+  it("appendLater builds the event when the queue is written, and a read right after sees it", async () => {
+    const { log } = await openTemp();
+    let built = 0;
+    const outcome = (): AuditEvent => {
+      built++;
+      return { type: "call.outcome", time: new Date().toISOString(), callId: "late-1", outcome: { status: "ok", latencyMs: 3 } };
+    };
+    const first = log.appendLater(outcome);
+    expect(built).toBe(0);
+    // A read is a reason to write the queue now (read-your-writes), not on the next turn.
+    expect(log.size()).toBe(1);
+    expect(built).toBe(1);
+    await first;
+    expect(log.record(0)!.record.event).toMatchObject({ type: "call.outcome", callId: "late-1" });
+
+    const second = log.appendLater(outcome);
+    expect(built).toBe(1);
+    await second;
+    expect(built).toBe(2);
+    expect(log.size()).toBe(2);
+    expect((await log.verify()).ok).toBe(true);
+  });
+
+  it("appendLater: a build that throws or an event the log refuses fails alone; its batch is written", async () => {
+    const { log } = await openTemp();
+    const results = await Promise.allSettled([
+      log.append(intent({ callId: "ok-1" })),
+      log.appendLater(() => {
+        throw new Error("digest failed");
+      }),
+      log.appendLater(() => intent({ callId: "bad-1", arguments: { x: Number.NaN } })),
+      log.appendLater(() => intent({ callId: "ok-2" })),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+    const [, thrown, refusedRecord] = results.map((r) => (r.status === "rejected" ? (r.reason as GatewayError) : undefined));
+    expect(thrown).toBeInstanceOf(GatewayError);
+    expect(thrown!.code).toBe("AUDIT_UNAVAILABLE");
+    expect(thrown!.message).toBe("audit record refused: digest failed");
+    expect(refusedRecord!.code).toBe("AUDIT_UNAVAILABLE");
+    expect(refusedRecord!.message).toContain("$.arguments.x");
+    expect([...log.rawRecords()].map((r) => r.columns.callId)).toEqual(["ok-1", "ok-2"]);
+    expect((await log.verify()).ok).toBe(true);
+  });
+
+  it("appendLater on a closed log is refused without building", async () => {
+    const { log } = await openTemp();
+    await log.close();
+    let built = false;
+    const err = await log
+      .appendLater(() => {
+        built = true;
+        return intent();
+      })
+      .catch((e: unknown) => e);
+    expect((err as GatewayError).code).toBe("AUDIT_UNAVAILABLE");
+    expect(built).toBe(false);
   });
 
   it("queries by time range, subject, tool, connector, outcome and call id, with paging", async () => {
