@@ -42,7 +42,13 @@ export interface BenchResults {
   buildNote: string;
   durationMs: number;
   settings: Record<string, string>;
+  /** Direct calls alone, before any gateway runs. */
   direct: LatencySummary;
+  /**
+   * Direct calls in blocks alternating with each latency path's blocks: the baseline each path's
+   * overhead is computed against (same minutes of the same shared machine).
+   */
+  directAlongside: { http: LatencySummary; stdio: LatencySummary; httpStrict: LatencySummary };
   /** Two durable SQLite commits in a row on the same disk: the floor under an audited call. */
   durableFloor: LatencySummary;
   /** The same, the thread idle for floorIdleMs before each commit, as between sequential calls. */
@@ -107,8 +113,12 @@ export function renderResults(r: BenchResults): string {
 
   out.push("### Latency of one tool call (sequential, one session)", "");
   out.push("| path | calls | p50 | p90 | p99 | mean |", "| --- | --- | --- | --- | --- | --- |");
+  const d = r.directAlongside;
   out.push(
-    latencyRow("direct to the upstream (node:http, keep-alive; the upstream is its own process)", r.direct),
+    latencyRow(
+      "direct to the upstream (node:http, keep-alive; the upstream is its own process), alone before the gateway phases",
+      r.direct,
+    ),
   );
   out.push(latencyRow("two durable SQLite commits in a row, no gateway (the audit floor)", r.durableFloor));
   out.push(
@@ -123,8 +133,11 @@ export function renderResults(r: BenchResults): string {
       r.commitFloor,
     ),
   );
+  out.push(latencyRow("direct, in blocks alternating with the HTTP gateway's (its baseline)", d.http));
   out.push(latencyRow("through the gateway, Streamable HTTP, audited", r.http));
+  out.push(latencyRow("direct, in blocks alternating with the stdio gateway's (its baseline)", d.stdio));
   out.push(latencyRow("through the gateway, stdio, audited", r.stdio));
+  out.push(latencyRow("direct, in blocks alternating with the next row's", d.httpStrict));
   out.push(
     latencyRow(
       "through the gateway, Streamable HTTP, audited, answer held for the outcome record (audit.outcomeBeforeAnswer)",
@@ -133,16 +146,22 @@ export function renderResults(r: BenchResults): string {
   );
   out.push("");
   out.push(
-    `Gateway overhead at p50: HTTP +${ms(r.http.p50 - r.direct.p50)} (×${(r.http.p50 / r.direct.p50).toFixed(2)}), ` +
-      `stdio +${ms(r.stdio.p50 - r.direct.p50)} (×${(r.stdio.p50 / r.direct.p50).toFixed(2)}); ` +
-      `at p99: HTTP +${ms(r.http.p99 - r.direct.p99)} (×${(r.http.p99 / r.direct.p99).toFixed(2)}), ` +
-      `stdio +${ms(r.stdio.p99 - r.direct.p99)} (×${(r.stdio.p99 / r.direct.p99).toFixed(2)}). ` +
+    `Each gateway path runs its ${int(r.http.n)} calls in blocks that alternate with blocks of as many direct calls, ` +
+      `and is compared with those: the same loop's speed drifts on a shared machine within minutes ` +
+      `(the direct p50 was ${ms(r.direct.p50)} alone at the start, ${ms(d.http.p50)} / ${ms(d.stdio.p50)} / ${ms(d.httpStrict.p50)} beside the three paths).`,
+  );
+  out.push("");
+  out.push(
+    `Gateway overhead at p50: HTTP +${ms(r.http.p50 - d.http.p50)} (×${(r.http.p50 / d.http.p50).toFixed(2)}), ` +
+      `stdio +${ms(r.stdio.p50 - d.stdio.p50)} (×${(r.stdio.p50 / d.stdio.p50).toFixed(2)}); ` +
+      `at p99: HTTP +${ms(r.http.p99 - d.http.p99)} (×${(r.http.p99 / d.http.p99).toFixed(2)}), ` +
+      `stdio +${ms(r.stdio.p99 - d.stdio.p99)} (×${(r.stdio.p99 / d.stdio.p99).toFixed(2)}). ` +
       `An audited call writes two durable records: the intent before the upstream is touched, which the answer ` +
       `waits for (${ms(r.commitFloor.p50)} at p50 on this disk after an idle spell), and the outcome, queued before ` +
       `the answer is sent and committed right after it, while the client reads the answer. So the gateway's own ` +
-      `share of the overhead is HTTP +${ms(r.http.p50 - r.direct.p50 - r.commitFloor.p50)}, stdio ` +
-      `+${ms(r.stdio.p50 - r.direct.p50 - r.commitFloor.p50)}. Holding each answer for its outcome record too ` +
-      `(audit.outcomeBeforeAnswer) costs HTTP +${ms(r.httpStrict.p50 - r.http.p50)} at p50 ` +
+      `share of the overhead is HTTP +${ms(r.http.p50 - d.http.p50 - r.commitFloor.p50)}, stdio ` +
+      `+${ms(r.stdio.p50 - d.stdio.p50 - r.commitFloor.p50)}. Holding each answer for its outcome record too ` +
+      `(audit.outcomeBeforeAnswer) costs HTTP +${ms(r.httpStrict.p50 - d.httpStrict.p50 - (r.http.p50 - d.http.p50))} at p50 ` +
       `(${ms(r.httpStrict.p50)}; both commits alone take ${ms(r.idleFloor.p50)} after idle spells, ${ms(r.durableFloor.p50)} back to back).`,
   );
   if (r.httpSplit) {
