@@ -226,6 +226,7 @@ export class HttpTransport {
           return false;
         },
         onComplete: () => {
+          if (settled) return;
           if (decoder) decoder.head.end();
           else done();
         },
