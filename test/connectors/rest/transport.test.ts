@@ -1,5 +1,10 @@
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
@@ -312,5 +317,47 @@ describe("HttpTransport (undici)", () => {
     const res = await transport().send(get(`${up.url}/`));
     expect(res.headers["set-cookie"]).toBe("a=1, b=2");
     expect(res.headers["x-trace"]).toBe("t1");
+  });
+
+  it("verifies the upstream's TLS certificate: a self-signed one is refused before anything is sent", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "portcullis-rest-tls-"));
+    try {
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-keyout",
+          "key.pem",
+          "-out",
+          "cert.pem",
+          "-days",
+          "1",
+        ].concat(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]),
+        { cwd: dir, stdio: "ignore" },
+      );
+      let requests = 0;
+      const server = createHttpsServer(
+        { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
+        (_req, res) => {
+          requests++;
+          res.writeHead(200).end("{}");
+        },
+      );
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/secret`;
+      const err = await failure(transport().send(get(url)));
+      expect(err.kind).toBe("other");
+      expect(err.code).toBe("DEPTH_ZERO_SELF_SIGNED_CERT");
+      expect(err.afterResponse).toBe(false);
+      expect(err.message).not.toContain("127.0.0.1");
+      expect(requests).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
