@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { AuditEvent, AuditSink } from "../core/governance.js";
+import type { AppendOptions, AuditEvent, AuditSink } from "../core/governance.js";
 import { GatewayError } from "../core/errors.js";
 import { signCheckpoint, type SignedCheckpoint } from "./checkpoint.js";
 import type { ExternalCheckpointPublisher, ExternalStatus } from "./external.js";
@@ -76,6 +76,7 @@ function refused(err: unknown): GatewayError {
 export class AuditLog extends AuditReader implements AuditSink {
   private queue: Pending[] = [];
   private flushScheduled = false;
+  private flushNow = false;
   private tail: Tail;
   private stale = false;
   private closed = false;
@@ -102,8 +103,11 @@ export class AuditLog extends AuditReader implements AuditSink {
     this.timer.unref();
   }
 
-  /** Resolves once the event is durably recorded; rejects with AUDIT_UNAVAILABLE when it is not. */
-  append(event: AuditEvent): Promise<void> {
+  /**
+   * Resolves once the event is durably recorded; rejects with AUDIT_UNAVAILABLE when it is not.
+   * With `now`, the queue is written on this turn's microtask queue instead of the next turn.
+   */
+  append(event: AuditEvent, options?: AppendOptions): Promise<void> {
     if (this.closed) return Promise.reject(new GatewayError("AUDIT_UNAVAILABLE", "audit log is closed"));
     let prepared: PreparedEvent;
     try {
@@ -111,7 +115,7 @@ export class AuditLog extends AuditReader implements AuditSink {
     } catch (err) {
       return Promise.reject(refused(err));
     }
-    return this.enqueue(prepared, undefined);
+    return this.enqueue(prepared, undefined, options?.now === true);
   }
 
   /**
@@ -120,17 +124,31 @@ export class AuditLog extends AuditReader implements AuditSink {
    */
   appendLater(build: () => AuditEvent): Promise<void> {
     if (this.closed) return Promise.reject(new GatewayError("AUDIT_UNAVAILABLE", "audit log is closed"));
-    return this.enqueue(undefined, build);
+    return this.enqueue(undefined, build, false);
   }
 
   private prepare(event: AuditEvent): PreparedEvent {
     return prepareEvent(event, { redactor: this.redactor, maxRecordBytes: this.settings.maxRecordBytes });
   }
 
-  private enqueue(prepared: PreparedEvent | undefined, build: (() => AuditEvent) | undefined): Promise<void> {
+  private enqueue(
+    prepared: PreparedEvent | undefined,
+    build: (() => AuditEvent) | undefined,
+    now: boolean,
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ prepared, build, resolve, reject });
-      if (!this.flushScheduled) {
+      if (now) {
+        // A flush already scheduled for the next turn then finds the queue empty, or takes what
+        // was appended after this one.
+        if (!this.flushNow) {
+          this.flushNow = true;
+          queueMicrotask(() => {
+            this.flushNow = false;
+            if (!this.closed && this.queue.length > 0) this.flush();
+          });
+        }
+      } else if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
       }

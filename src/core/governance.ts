@@ -83,8 +83,18 @@ export interface AuditEvent {
  * The audit log as the gateway sees it. `append` resolves only once the record is durable; a
  * rejection means the record is not written, and for an intent record the call must not run.
  */
+export interface AppendOptions {
+  /**
+   * Commit without waiting for the rest of this turn of the event loop: the caller knows no other
+   * record is about to join this one (a call with no other call in flight), so waiting to group
+   * records into one commit would only delay it. Without it, records appended in one turn share a
+   * commit (one fsync for many).
+   */
+  readonly now?: boolean;
+}
+
 export interface AuditSink {
-  append(event: AuditEvent): Promise<void>;
+  append(event: AuditEvent, options?: AppendOptions): Promise<void>;
   /**
    * As `append`, but the event is built (and redacted, serialised, hashed) only when the queue is
    * next written: for a record whose preparation need not delay the caller, such as an outcome

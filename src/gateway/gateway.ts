@@ -547,13 +547,17 @@ export class Gateway {
   ): Promise<void> {
     const t0 = performance.now();
     try {
-      await this.audit.append({
-        type: "call.intent",
-        time: new Date().toISOString(),
-        ...this.baseEvent(identity, callId, tool),
-        arguments: args,
-        decision: { allowed: true },
-      });
+      await this.audit.append(
+        {
+          type: "call.intent",
+          time: new Date().toISOString(),
+          ...this.baseEvent(identity, callId, tool),
+          arguments: args,
+          decision: { allowed: true },
+        },
+        // The only call in flight: no other record can join this commit, so do not wait for one.
+        { now: this.inFlightCount === 1 },
+      );
       this.metrics?.auditAppendSeconds.observe({ type: "intent" }, (performance.now() - t0) / 1000);
     } catch (err) {
       log.error({ err }, "audit intent record could not be written: call refused");

@@ -4,7 +4,7 @@ import { Writable } from "node:stream";
 import Database from "better-sqlite3";
 import canonicalize from "canonicalize";
 import { pino } from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { loadGatewayConfig } from "../../src/config/load.js";
 import { startRuntime, type Runtime } from "../../src/server/runtime.js";
 import { createDeployment } from "../helpers/deployment.js";
@@ -97,6 +97,22 @@ describe("audit: the outcome record and the answer", () => {
     expect(result.isError).toBeFalsy();
     await runtime.close();
     expect(committed(auditFile, "C-3")).toEqual(["call.intent", "call.outcome"]);
+  });
+
+  it("a call alone commits its intent at once; calls in flight together share commits", async () => {
+    const { runtime } = await start();
+    const append = vi.spyOn(runtime.governance.auditLog!, "append");
+    const intents = () =>
+      append.mock.calls.filter(([event]) => event.type === "call.intent").map(([, options]) => options);
+    await runtime.gateway.callTool(runtime.localIdentity!, "inv__get_item", { sku: "E-1" });
+    expect(intents()).toEqual([{ now: true }]);
+    append.mockClear();
+    const both = await Promise.all([
+      runtime.gateway.callTool(runtime.localIdentity!, "inv__get_item", { sku: "E-2" }),
+      runtime.gateway.callTool(runtime.localIdentity!, "inv__get_item", { sku: "E-3" }),
+    ]);
+    expect(both.map((r) => r.isError ?? false)).toEqual([false, false]);
+    expect(intents()).toEqual([{ now: false }, { now: false }]);
   });
 
   it("the outcome record, built after the answer, holds the result's digest and the latency at answer time", async () => {

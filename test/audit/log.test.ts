@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import canonicalize from "canonicalize";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { openAuditLog } from "../../src/audit/open.js";
 import { openCheckpoint } from "../../src/audit/checkpoint.js";
 import { verifyConsistencyBundle, verifyInclusionBundle } from "../../src/audit/proof-bundle.js";
@@ -180,6 +180,32 @@ describe("audit log: records, chain and checkpoints", () => {
     expect(refusedRecord!.code).toBe("AUDIT_UNAVAILABLE");
     expect(refusedRecord!.message).toContain("$.arguments.x");
     expect([...log.rawRecords()].map((r) => r.columns.callId)).toEqual(["ok-1", "ok-2"]);
+    expect((await log.verify()).ok).toBe(true);
+  });
+
+  it("append with `now` commits on this turn's microtasks, taking what was queued before it", async () => {
+    const { log } = await openTemp({ checkpoint: { everyRecords: 100_000 } });
+    const commits = vi.spyOn(log.store, "writeTransaction");
+    let nextTurn = false;
+    setImmediate(() => (nextTurn = true));
+    await log.append(intent({ callId: "now-1" }), { now: true });
+    expect(nextTurn).toBe(false);
+    expect(commits).toHaveBeenCalledTimes(1);
+
+    // Queued for the next turn, then taken along by a `now` append: one commit, in append order.
+    const queued = [log.append(intent({ callId: "q-1" })), log.appendLater(() => intent({ callId: "q-2" }))];
+    await log.append(intent({ callId: "now-2" }), { now: true });
+    expect(nextTurn).toBe(false);
+    await Promise.all(queued);
+    expect(commits).toHaveBeenCalledTimes(2);
+
+    // Without `now`, one turn's appends wait for the next turn and share its commit.
+    nextTurn = false;
+    setImmediate(() => (nextTurn = true));
+    await Promise.all([log.append(intent({ callId: "g-1" })), log.append(intent({ callId: "g-2" }))]);
+    expect(nextTurn).toBe(true);
+    expect(commits).toHaveBeenCalledTimes(3);
+    expect([...log.rawRecords()].map((r) => r.columns.callId)).toEqual(["now-1", "q-1", "q-2", "now-2", "g-1", "g-2"]);
     expect((await log.verify()).ok).toBe(true);
   });
 

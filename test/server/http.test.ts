@@ -2,6 +2,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { spawn } from "node:child_process";
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHttpServer } from "../../src/server/http.js";
 import type { Runtime } from "../../src/server/runtime.js";
@@ -133,6 +134,29 @@ describe("MCP over Streamable HTTP (real HTTP on port 0)", () => {
       body: JSON.stringify({ ...INIT, padding: "x".repeat(10_000) }),
     });
     expect(res.status).toBe(413);
+  });
+
+  it("refuses an oversized body sent in chunks (no Content-Length) with 413, and keeps serving", async () => {
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(http.url, { method: "POST", headers: MCP_HEADERS }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+      });
+      // The server may close the connection before the last chunk is written.
+      req.on("error", (err) => (answered ? undefined : reject(err)));
+      let answered = false;
+      req.on("response", () => (answered = true));
+      const chunk = JSON.stringify({ ...INIT, padding: "x".repeat(1_000) }).slice(0, 1_000);
+      for (let i = 0; i < 6; i++) req.write(chunk);
+      req.end();
+    });
+    expect(answer.status).toBe(413);
+    expect(answer.body).toContain("over the limit of 4096 bytes");
+    const { client } = await connect(http.url);
+    expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+    await client.close();
   });
 
   it("refuses a request without a session that is not initialize with 400", async () => {
