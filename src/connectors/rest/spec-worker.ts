@@ -1,6 +1,7 @@
 import { stat } from "node:fs/promises";
 import { isMainThread, parentPort, workerData, type Worker } from "node:worker_threads";
 import { GatewayError, isPlainObject, type ErrorCode, type Logger } from "../../core/index.js";
+import { internStrings } from "../../core/intern.js";
 import { startModuleWorker } from "../../core/worker-thread.js";
 import type { ReservedParams } from "./auth.js";
 import type { RestConfig } from "./config.js";
@@ -115,7 +116,7 @@ export async function loadRestSpec(
   opts: SpecLoadOptions,
 ): Promise<{ prepared: PreparedSpec; thread: "main" | "worker" }> {
   if (!(opts.useWorker ?? (await worthAWorker(job))))
-    return { prepared: await prepareSpec(job), thread: "main" };
+    return { prepared: internStrings(await prepareSpec(job)), thread: "main" };
   let reply: WorkerReply;
   try {
     reply = await runWorker(job, opts.startWorker ?? startSpecWorker);
@@ -126,10 +127,11 @@ export async function loadRestSpec(
       { connector: job.config.name, err },
       "rest spec worker failed; loading the spec in the main thread",
     );
-    return { prepared: await prepareSpec(job), thread: "main" };
+    return { prepared: internStrings(await prepareSpec(job)), thread: "main" };
   }
   specWorkerStats.runs++;
-  if (reply.ok) return { prepared: reply.prepared, thread: "worker" };
+  // A structured clone holds its own copy of every string occurrence (see internStrings).
+  if (reply.ok) return { prepared: internStrings(reply.prepared), thread: "worker" };
   throw new GatewayError(reply.code!, reply.message, {
     ...(reply.cause === undefined ? {} : { cause: new Error(reply.cause) }),
     ...(reply.details === undefined ? {} : { details: reply.details }),
