@@ -79,10 +79,6 @@ export interface AuditEvent {
   readonly detail?: Readonly<Record<string, unknown>>;
 }
 
-/**
- * The audit log as the gateway sees it. `append` resolves only once the record is durable; a
- * rejection means the record is not written, and for an intent record the call must not run.
- */
 export interface AppendOptions {
   /**
    * Commit without waiting for the rest of this turn of the event loop: the caller knows no other
@@ -93,6 +89,10 @@ export interface AppendOptions {
   readonly now?: boolean;
 }
 
+/**
+ * The audit log as the gateway sees it. `append` resolves only once the record is durable; a
+ * rejection means the record is not written, and for an intent record the call must not run.
+ */
 export interface AuditSink {
   append(event: AuditEvent, options?: AppendOptions): Promise<void>;
   /**

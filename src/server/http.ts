@@ -347,7 +347,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     // ~35 µs of every tool call's critical path.
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
-        req.off("data", onData).off("end", onEnd).off("error", done).off("close", onClose);
+        req.off("data", onData).off("end", onEnd).off("error", onGone).off("close", onGone);
         if (err) reject(err);
         else resolve();
       };
@@ -366,9 +366,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
         );
       };
       const onEnd = (): void => done();
-      const onClose = (): void =>
-        done(new Error("the client closed the connection before its request body ended"));
-      req.on("data", onData).on("end", onEnd).on("error", done).on("close", onClose);
+      // A client that goes away mid-body is not a server fault: a 400 nobody reads, no error log.
+      const onGone = (): void =>
+        done(new HttpError(400, "the client closed the connection before its request body ended"));
+      req.on("data", onData).on("end", onEnd).on("error", onGone).on("close", onGone);
     });
     if (size === 0) return undefined;
     try {

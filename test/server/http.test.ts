@@ -3,6 +3,9 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { spawn } from "node:child_process";
 import { request } from "node:http";
+import { connect as tcpConnect } from "node:net";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHttpServer } from "../../src/server/http.js";
 import type { Runtime } from "../../src/server/runtime.js";
@@ -225,6 +228,44 @@ describe("MCP over Streamable HTTP (real HTTP on port 0)", () => {
     expect(quickMs).toBeLessThan(slowMs);
     await slow.client.close();
     await fast.client.close();
+  });
+});
+
+describe("a client that goes away mid-body", () => {
+  it("is not logged as a server failure, and the gateway keeps serving", async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const line of chunk.toString("utf8").split("\n")) if (line) lines.push(JSON.parse(line));
+        cb();
+      },
+    });
+    const deployment = createDeployment();
+    const { runtime, http } = await startHttpGateway(deployment, { logger: pino({ level: "debug" }, sink) });
+    try {
+      // Headers promise 1,000 bytes; 10 arrive, then the connection closes.
+      await new Promise<void>((resolve, reject) => {
+        const socket = tcpConnect(Number(http.url.port), http.url.hostname, () => {
+          socket.write(
+            `POST ${http.url.pathname} HTTP/1.1\r\nHost: ${http.url.host}\r\ncontent-type: application/json\r\n` +
+              `accept: application/json, text/event-stream\r\ncontent-length: 1000\r\n\r\n{"jsonrpc"`,
+            () => setTimeout(() => socket.destroy(), 50),
+          );
+        });
+        socket.on("close", () => resolve());
+        socket.on("error", reject);
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const { client } = await connect(http.url);
+      expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+      await client.close();
+      expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+      expect(lines.some((l) => l.msg === "http request failed")).toBe(false);
+    } finally {
+      await http.close();
+      await runtime.close();
+      deployment.cleanup();
+    }
   });
 });
 
