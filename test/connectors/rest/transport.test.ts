@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -9,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { HttpTransport, TransportFailure, type SendOptions } from "../../../src/connectors/rest/http.js";
+import { selfSignedCert } from "../../helpers/tls.js";
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => unknown;
 
@@ -322,26 +322,10 @@ describe("HttpTransport (undici)", () => {
   it("verifies the upstream's TLS certificate: a self-signed one is refused before anything is sent", async () => {
     const dir = mkdtempSync(join(tmpdir(), "portcullis-rest-tls-"));
     try {
-      execFileSync(
-        "openssl",
-        [
-          "req",
-          "-x509",
-          "-newkey",
-          "rsa:2048",
-          "-nodes",
-          "-keyout",
-          "key.pem",
-          "-out",
-          "cert.pem",
-          "-days",
-          "1",
-        ].concat(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]),
-        { cwd: dir, stdio: "ignore" },
-      );
+      selfSignedCert(dir, "server", "/CN=127.0.0.1", "IP:127.0.0.1");
       let requests = 0;
       const server = createHttpsServer(
-        { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
+        { key: readFileSync(join(dir, "server.key")), cert: readFileSync(join(dir, "server.crt")) },
         (_req, res) => {
           requests++;
           res.writeHead(200).end("{}");

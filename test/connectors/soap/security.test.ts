@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -14,6 +13,7 @@ import { soapFactory } from "../../../src/connectors/soap/index.js";
 import { checkUsernameToken, listenInventorySoap } from "../../../src/demo/inventory-soap.js";
 import { findTool, testContext } from "../../helpers/connector-contract.js";
 import { testLogger } from "../../helpers/logger.js";
+import { openssl, selfSignedCert } from "../../helpers/tls.js";
 import { startSoapServer, type SoapTestServer } from "./soap-server.js";
 
 const REPO = new URL("../../../", import.meta.url).pathname;
@@ -255,23 +255,9 @@ describe("soap connector: client TLS certificates", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "portcullis-soap-tls-"));
-    const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
+    const ssl = (...args: string[]) => openssl(dir, ...args);
     writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1\n");
-    ssl(
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.crt",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=test-ca",
-    );
+    selfSignedCert(dir, "ca", "/CN=test-ca");
     for (const who of ["server", "client"]) {
       ssl(
         "req",
