@@ -10,11 +10,13 @@ import { composeRecord, prepareEvent, type PreparedEvent } from "./record.js";
 import type { Redactor } from "./redact.js";
 import { AuditReader, checkpointOf } from "./reader.js";
 import type { NewRecord, SqliteAuditStore } from "./store.js";
+import { WalSync, type SyncCalls } from "./wal-sync.js";
 
 interface Pending {
   /** Set by `append`; by `appendLater` only when the queue is written (`build` runs then). */
   prepared: PreparedEvent | undefined;
   readonly build: (() => AuditEvent) | undefined;
+  readonly unhurried: boolean;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -34,6 +36,8 @@ export interface AuditLogSettings {
   readonly everyRecords: number;
   readonly everyMs: number;
   readonly heartbeatMs: number;
+  /** How the write-ahead log is fsynced (tests substitute a failing disk); node's fs by default. */
+  readonly syncCalls?: SyncCalls;
 }
 
 export interface AuditHealth {
@@ -63,9 +67,12 @@ function refused(err: unknown): GatewayError {
 }
 
 /**
- * The audit log a gateway writes to. `append` resolves once the record is committed with
- * synchronous=FULL. Appends made while a transaction is being written are queued and committed
- * together in the next one (group commit): one fsync for many records.
+ * The audit log a gateway writes to. `append` resolves once the record is committed and on disk.
+ * Appends made while a transaction is being written are queued and committed together in the next
+ * one (group commit), and the fsyncs that make commits durable run in libuv's thread pool, one
+ * covering every commit made before it started (WalSync): the event loop goes on serving calls
+ * meanwhile. A lone caller's commit (`now`) is fsynced on the spot, which is quicker than a round
+ * trip to the pool.
  *
  * Several processes may write to one file (an HTTP gateway and a stdio one launched by a desktop
  * client, on one deployment directory). Each write takes SQLite's write lock first and then checks
@@ -83,6 +90,8 @@ export class AuditLog extends AuditReader implements AuditSink {
   private lastError: string | undefined;
   private lastCheckpoint: SignedCheckpoint | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Undefined when the log file cannot be opened beside the store: SQLite then fsyncs (FULL). */
+  private readonly wal: WalSync | undefined;
 
   constructor(
     store: SqliteAuditStore,
@@ -96,6 +105,9 @@ export class AuditLog extends AuditReader implements AuditSink {
     private readonly logger: Logger,
   ) {
     super(store, origin, trusted, externalDirectory);
+    this.wal = WalSync.open(store.file, settings.syncCalls);
+    if (this.wal) store.leaveCommitSyncToCaller();
+    else logger.warn({ file: store.file }, "audit: cannot open the write-ahead log for syncing; SQLite fsyncs each commit on the event loop");
     this.tail = this.loadTail();
     this.lastCheckpoint = this.latestCheckpoint();
     const tick = Math.max(50, Math.min(settings.everyMs, settings.heartbeatMs) / 2);
@@ -105,7 +117,8 @@ export class AuditLog extends AuditReader implements AuditSink {
 
   /**
    * Resolves once the event is durably recorded; rejects with AUDIT_UNAVAILABLE when it is not.
-   * With `now`, the queue is written on this turn's microtask queue instead of the next turn.
+   * With `now`, the queue is written on this turn's microtask queue instead of the next turn, and
+   * fsynced on this thread.
    */
   append(event: AuditEvent, options?: AppendOptions): Promise<void> {
     if (this.closed) return Promise.reject(new GatewayError("AUDIT_UNAVAILABLE", "audit log is closed"));
@@ -115,16 +128,16 @@ export class AuditLog extends AuditReader implements AuditSink {
     } catch (err) {
       return Promise.reject(refused(err));
     }
-    return this.enqueue(prepared, undefined, options?.now === true);
+    return this.enqueue(prepared, undefined, options);
   }
 
   /**
    * Queues a record built when the queue is written (see AuditSink). A `build` that throws, or an
    * event the log refuses, rejects this record alone; the rest of its batch is written.
    */
-  appendLater(build: () => AuditEvent): Promise<void> {
+  appendLater(build: () => AuditEvent, options?: AppendOptions): Promise<void> {
     if (this.closed) return Promise.reject(new GatewayError("AUDIT_UNAVAILABLE", "audit log is closed"));
-    return this.enqueue(undefined, build, false);
+    return this.enqueue(undefined, build, options);
   }
 
   private prepare(event: AuditEvent): PreparedEvent {
@@ -134,23 +147,23 @@ export class AuditLog extends AuditReader implements AuditSink {
   private enqueue(
     prepared: PreparedEvent | undefined,
     build: (() => AuditEvent) | undefined,
-    now: boolean,
+    options: AppendOptions | undefined,
   ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ prepared, build, resolve, reject });
-      if (now) {
+      this.queue.push({ prepared, build, unhurried: options?.unhurried === true, resolve, reject });
+      if (options?.now === true) {
         // A flush already scheduled for the next turn then finds the queue empty, or takes what
         // was appended after this one.
         if (!this.flushNow) {
           this.flushNow = true;
           queueMicrotask(() => {
             this.flushNow = false;
-            if (!this.closed && this.queue.length > 0) this.flush();
+            if (!this.closed && this.queue.length > 0) this.flush(true);
           });
         }
       } else if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        setImmediate(() => this.flush(false));
       }
     });
   }
@@ -167,22 +180,22 @@ export class AuditLog extends AuditReader implements AuditSink {
 
   /** Commits what is queued now rather than on the next turn of the event loop (see AuditReader). */
   protected override settle(): void {
-    if (!this.closed && this.queue.length > 0) this.flush();
+    if (!this.closed && this.queue.length > 0) this.flush(false);
   }
 
   health(): AuditHealth {
     return {
-      ok: !this.stale && !this.closed,
+      ok: !this.stale && !this.closed && this.wal?.failed === undefined,
       size: this.tail.size,
       ...(this.lastCheckpoint ? { lastCheckpointSize: this.lastCheckpoint.size, lastCheckpointTime: this.lastCheckpoint.time } : {}),
       ...(this.publisher.enabled ? { external: { ...this.publisher.status } } : {}),
-      ...(this.stale && this.lastError ? { detail: this.lastError } : {}),
+      ...((this.stale || this.wal?.failed) && this.lastError ? { detail: this.lastError } : {}),
     };
   }
 
   /** Signs and stores a checkpoint of the current tree now (also published externally). */
   async checkpoint(): Promise<SignedCheckpoint> {
-    this.flush();
+    this.flush(false);
     const cp = this.issueCheckpoint();
     if (!cp) throw new GatewayError("AUDIT_UNAVAILABLE", `audit log ${this.file}: cannot store a checkpoint (${this.lastError ?? "unknown"})`);
     await this.publisher.flush();
@@ -196,10 +209,18 @@ export class AuditLog extends AuditReader implements AuditSink {
 
   override async close(): Promise<void> {
     if (this.closed) return;
-    this.flush();
+    this.flush(true);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (!this.stale && (this.lastCheckpoint?.size ?? -1) !== this.tail.size) this.issueCheckpoint();
+    if (this.wal && this.wal.failed === undefined) {
+      try {
+        this.wal.syncNow(); // answers every append still waiting for the pool's fsync
+      } catch {
+        // failed: those appends were rejected with the cause
+      }
+    }
+    this.wal?.close();
     await this.publisher.flush();
     this.store.close();
   }
@@ -230,11 +251,12 @@ export class AuditLog extends AuditReader implements AuditSink {
     this.stale = false;
   }
 
-  private flush(): void {
+  /** Writes the queue; `syncNow`: fsync on this thread rather than in the pool. */
+  private flush(syncNow: boolean): void {
     this.flushScheduled = false;
     while (this.queue.length > 0) {
       const batch = this.ready(this.queue.splice(0, this.settings.maxBatch));
-      if (batch.length > 0) this.writeBatch(batch);
+      if (batch.length > 0) this.writeBatch(batch, syncNow);
       if (this.tail.size - (this.lastCheckpoint?.size ?? 0) >= this.settings.everyRecords) this.issueCheckpoint();
     }
   }
@@ -256,7 +278,11 @@ export class AuditLog extends AuditReader implements AuditSink {
     return out;
   }
 
-  private writeBatch(batch: readonly Ready[]): void {
+  private writeBatch(batch: readonly Ready[], syncNow: boolean): void {
+    if (this.wal?.failed) {
+      for (const p of batch) p.reject(this.syncFailure(this.wal.failed));
+      return;
+    }
     try {
       this.tail = this.store.writeTransaction(() => {
         this.syncTail();
@@ -276,7 +302,6 @@ export class AuditLog extends AuditReader implements AuditSink {
         return { size: size + batch.length, prev, range };
       });
       this.lastError = undefined;
-      for (const p of batch) p.resolve();
     } catch (err) {
       // The transaction rolled back; the tail is re-read under the lock before the next write.
       this.stale = true;
@@ -288,7 +313,53 @@ export class AuditLog extends AuditReader implements AuditSink {
         { cause: err },
       );
       for (const p of batch) p.reject(failure);
+      return;
     }
+    this.whenDurable(batch, syncNow);
+  }
+
+  /** Answers a committed batch once it is on disk. */
+  private whenDurable(batch: readonly Ready[], syncNow: boolean): void {
+    const wal = this.wal;
+    if (wal === undefined) {
+      for (const p of batch) p.resolve();
+      return;
+    }
+    const n = wal.committedOne();
+    if (syncNow) {
+      try {
+        wal.syncNow();
+      } catch (err) {
+        const failure = this.syncFailure(err);
+        for (const p of batch) p.reject(failure);
+        return;
+      }
+      for (const p of batch) p.resolve();
+      return;
+    }
+    wal.whenDurable(n, batch.every((p) => p.unhurried)).then(
+      () => {
+        for (const p of batch) p.resolve();
+      },
+      (err: unknown) => {
+        const failure = this.syncFailure(err);
+        for (const p of batch) p.reject(failure);
+      },
+    );
+  }
+
+  /** The refusal for records after a failed fsync; logs the failure the first time. */
+  private syncFailure(err: unknown): GatewayError {
+    const why = err instanceof Error ? err.message : String(err);
+    if (this.lastError !== why) {
+      this.lastError = why;
+      this.logger.error({ err: why }, "audit: the log could not be made durable; every call is refused until the gateway restarts");
+    }
+    return new GatewayError(
+      "AUDIT_UNAVAILABLE",
+      `audit log ${this.file}: cannot record durably: ${why}; records are refused until the gateway is restarted (check the disk first)`,
+      { cause: err },
+    );
   }
 
   private onTimer(): void {
@@ -322,11 +393,17 @@ export class AuditLog extends AuditReader implements AuditSink {
         this.store.insertCheckpoint(signed.size, signed.time, signed.root, signed.note);
         return signed;
       });
+      // On disk before anyone outside sees it: a published checkpoint the log could lose would
+      // look like a rolled-back log to every verifier.
+      if (this.wal) {
+        this.wal.committedOne();
+        this.wal.syncNow();
+      }
       this.lastCheckpoint = cp;
       this.publisher.publish(cp);
       return cp;
     } catch (err) {
-      this.lastError = describeStoreError(err);
+      this.lastError = this.wal?.failed ? this.wal.failed.message : describeStoreError(err);
       this.logger.warn({ err: this.lastError }, "audit: cannot store a checkpoint; will retry");
       return undefined;
     }

@@ -13,12 +13,15 @@ import type { NoteVerifier } from "./note.js";
 import { AuditReader, checkpointOf } from "./reader.js";
 import { Redactor } from "./redact.js";
 import { STORE_FORMAT, SqliteAuditStore } from "./store.js";
+import type { SyncCalls } from "./wal-sync.js";
 
 export interface OpenAuditLogOptions {
   readonly config: AuditConfig;
   /** The audit directory (paths.audit, resolved). */
   readonly dir: string;
   readonly logger: Logger;
+  /** How the write-ahead log is fsynced; tests substitute a disk that fails. */
+  readonly syncCalls?: SyncCalls;
 }
 
 function unavailable(file: string, err: unknown): GatewayError {
@@ -149,6 +152,7 @@ export async function openAuditLog(opts: OpenAuditLogOptions): Promise<AuditLog>
       everyRecords: config.checkpoint.everyRecords,
       everyMs: config.checkpoint.everyMs,
       heartbeatMs: config.checkpoint.heartbeatMs,
+      ...(opts.syncCalls ? { syncCalls: opts.syncCalls } : {}),
     }, logger);
     // A start is a checkpoint: it attests whatever a crash left unsigned, and shows the restart.
     await log.checkpoint();

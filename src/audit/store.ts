@@ -4,7 +4,8 @@ import { lastLeafOf } from "./merkle-tree.js";
 import type { RecordColumns } from "./record.js";
 
 /**
- * The SQLite store: WAL, synchronous=FULL (a commit is on disk before it returns), and triggers
+ * The SQLite store: WAL, synchronous=FULL (a commit is on disk before it returns; the audit log
+ * switches to NORMAL and fsyncs each commit itself, see WalSync), and triggers
  * that refuse UPDATE and DELETE on every table. The triggers stop mistakes and casual edits; an
  * attacker with the file can drop them, which is what the hash chain, the Merkle tree and the
  * signed checkpoints are for.
@@ -192,6 +193,14 @@ export class SqliteAuditStore {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /**
+   * synchronous=NORMAL: a commit writes the write-ahead log but leaves its fsync to the caller
+   * (WalSync). Only for a writer that makes its commits durable itself before it reports them.
+   */
+  leaveCommitSyncToCaller(): void {
+    this.db.pragma("synchronous = NORMAL");
   }
 
   getMeta(key: string): string | undefined {

@@ -87,6 +87,13 @@ export interface AppendOptions {
    * commit (one fsync for many).
    */
   readonly now?: boolean;
+  /**
+   * No caller waits for this record to be durable (an outcome record whose answer has been sent):
+   * its fsync may be left to the next record's for a few milliseconds, so that back-to-back calls
+   * pay for one fsync each instead of two. It is committed as usual, so a crash of the gateway
+   * loses nothing; a crash of the machine within that window could.
+   */
+  readonly unhurried?: boolean;
 }
 
 /**
@@ -102,6 +109,6 @@ export interface AuditSink {
    * log after this call sees it. `build` must capture what it records when it is created (time,
    * latency, policy hashes), not when it runs. Sinks without a queue may omit it.
    */
-  appendLater?(build: () => AuditEvent): Promise<void>;
+  appendLater?(build: () => AuditEvent, options?: AppendOptions): Promise<void>;
   close(): Promise<void>;
 }

@@ -590,7 +590,11 @@ export class Gateway {
       outcome: { status, latencyMs, ...extra() },
     });
     try {
-      await (this.audit.appendLater ? this.audit.appendLater(build) : this.audit.append(build()));
+      // Unless the answer waits for it, nobody waits for this record's fsync (see AppendOptions).
+      const options = { unhurried: !this.outcomeBeforeAnswer };
+      await (this.audit.appendLater
+        ? this.audit.appendLater(build, options)
+        : this.audit.append(build(), options));
     } catch (err) {
       // The call already ran; failing it now would invite a duplicate retry. Alert instead.
       log.error({ err }, "audit outcome record could not be written");

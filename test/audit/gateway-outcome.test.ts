@@ -115,6 +115,19 @@ describe("audit: the outcome record and the answer", () => {
     expect(intents()).toEqual([{ now: false }, { now: false }]);
   });
 
+  it("the outcome record's fsync may wait for the next record's, unless the answer waits for it", async () => {
+    for (const outcomeBeforeAnswer of [false, true]) {
+      const { runtime } = await start(outcomeBeforeAnswer);
+      const appendLater = vi.spyOn(runtime.governance.auditLog!, "appendLater");
+      const result = await runtime.gateway.callTool(runtime.localIdentity!, "inv__get_item", { sku: "U-1" });
+      expect(result.isError).toBeFalsy();
+      await runtime.gateway.settled();
+      expect(appendLater.mock.calls.map(([, options]) => options)).toEqual([{ unhurried: !outcomeBeforeAnswer }]);
+      expect(appendLater.mock.calls[0]![0]().type).toBe("call.outcome");
+      await runtime.close();
+    }
+  });
+
   it("the outcome record, built after the answer, holds the result's digest and the latency at answer time", async () => {
     const { runtime } = await start();
     const before = performance.now();
