@@ -47,6 +47,8 @@ export interface AuditHealth {
   readonly lastCheckpointTime?: string;
   readonly external?: ExternalStatus;
   readonly detail?: string;
+  /** A failed fsync: nothing is recorded (and no call runs) until the gateway restarts. */
+  readonly restartNeeded?: boolean;
 }
 
 /** Why SQLite refused, in words an operator can act on (never the raw driver message with paths). */
@@ -190,6 +192,7 @@ export class AuditLog extends AuditReader implements AuditSink {
       ...(this.lastCheckpoint ? { lastCheckpointSize: this.lastCheckpoint.size, lastCheckpointTime: this.lastCheckpoint.time } : {}),
       ...(this.publisher.enabled ? { external: { ...this.publisher.status } } : {}),
       ...((this.stale || this.wal?.failed) && this.lastError ? { detail: this.lastError } : {}),
+      ...(this.wal?.failed ? { restartNeeded: true } : {}),
     };
   }
 

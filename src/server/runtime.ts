@@ -345,8 +345,17 @@ export class Runtime {
         }
       }),
     );
-    const ready = !this.closed && rows.every((r) => r.ok || !r.required);
-    return { ready, detail: { connectors: Object.fromEntries(rows.map((r) => [r.name, r.detail])) } };
+    // A log that lost an fsync refuses every call until restart. A store that failed once (locked,
+    // full) retries on the next call by itself, so it is shown but does not take the gateway out.
+    const audit = this.governance.auditLog?.health();
+    const ready = !this.closed && rows.every((r) => r.ok || !r.required) && audit?.restartNeeded !== true;
+    return {
+      ready,
+      detail: {
+        connectors: Object.fromEntries(rows.map((r) => [r.name, r.detail])),
+        ...(audit ? { audit: audit.ok ? "up" : `down: ${audit.detail ?? "unknown"}` } : {}),
+      },
+    };
   }
 
   async close(): Promise<void> {

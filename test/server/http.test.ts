@@ -6,7 +6,7 @@ import { request } from "node:http";
 import { connect as tcpConnect } from "node:net";
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { RunningHttpServer } from "../../src/server/http.js";
 import type { Runtime } from "../../src/server/runtime.js";
 import { cliCommand, createDeployment, type Deployment } from "../helpers/deployment.js";
@@ -177,7 +177,33 @@ describe("MCP over Streamable HTTP (real HTTP on port 0)", () => {
     expect(await health.json()).toEqual({ status: "ok" });
     const ready = await fetch(new URL("/readyz", http.url));
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ status: "ready", connectors: { inv: "up" } });
+    expect(await ready.json()).toMatchObject({ status: "ready", connectors: { inv: "up" }, audit: "up" });
+  });
+
+  it("/readyz: an audit log that lost an fsync takes the gateway out until restart", async () => {
+    // Stand-in for a disk error (none can be produced here): the health the log reports after a
+    // failed fsync, as test/audit/wal-sync.test.ts checks on the real log.
+    const health = vi.spyOn(runtime.governance.auditLog!, "health").mockReturnValue({
+      ok: false,
+      size: 1,
+      detail: "fsync of the write-ahead log failed (EIO)",
+      restartNeeded: true,
+    });
+    try {
+      const res = await fetch(new URL("/readyz", http.url));
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({
+        status: "not ready",
+        audit: "down: fsync of the write-ahead log failed (EIO)",
+      });
+      // A store that failed once (locked, full) is shown but retried by the next call: still ready.
+      health.mockReturnValue({ ok: false, size: 1, detail: "the database is locked (SQLITE_BUSY)" });
+      const locked = await fetch(new URL("/readyz", http.url));
+      expect(locked.status).toBe(200);
+      expect(await locked.json()).toMatchObject({ audit: "down: the database is locked (SQLITE_BUSY)" });
+    } finally {
+      health.mockRestore();
+    }
   });
 
   it("counts calls, refusals and latency in /metrics", async () => {
