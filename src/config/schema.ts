@@ -116,7 +116,7 @@ export const gatewayConfigSchema = z
           .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
           .default("info")
           .describe(
-            "JSON log lines on stderr (info: one line per call). Values under credential-like keys (token, password, secret, apiKey, authorization, cookie, connectionString, privateKey; any case, any depth) are written as [redacted].",
+            "JSON log lines on stderr (info: one line per call), written in batches of up to 4 KB at most 200 ms after the first line and at exit. Values under credential-like keys (token, password, secret, apiKey, authorization, cookie, connectionString, privateKey; any case, any depth) are written as [redacted].",
           ),
       })
       .strict()

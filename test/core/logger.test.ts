@@ -1,5 +1,7 @@
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { createLogger, REDACTED, redactSecrets } from "../../src/core/logger.js";
+import { createLogger, LOG_FLUSH_MS, REDACTED, redactSecrets } from "../../src/core/logger.js";
 
 /** A logger writing JSON lines into an array, as pino writes them to stderr. */
 function capture(level = "info") {
@@ -100,5 +102,27 @@ describe("log redaction", () => {
     const result = redactSecrets({ deep, token: "top" });
     expect(result.token).toBe(REDACTED);
     expect(result.deep).toBe(deep);
+  });
+});
+
+describe("log output on stderr", () => {
+  /** The stderr lines of the fixture child: it logs one line, waits `waitMs`, writes MARKER directly, exits. */
+  function stderrOf(file: string, waitMs: number): string[] {
+    const run = spawnSync(process.execPath, ["--import", "tsx", file, String(waitMs)], { encoding: "utf8" });
+    expect(run.status).toBe(0);
+    return run.stderr.split("\n").filter((l) => l !== "");
+  }
+
+  it("batches lines: one logged just before another write is still buffered, and is written at exit", () => {
+    const lines = stderrOf(join(import.meta.dirname, "fixtures", "log-child.ts"), 20);
+    expect(lines[0]).toBe("MARKER");
+    expect(JSON.parse(lines[1]!)).toMatchObject({ msg: "first line", n: 1 });
+    expect(lines).toHaveLength(2);
+  });
+
+  it(`writes buffered lines within ${LOG_FLUSH_MS} ms without waiting for more`, () => {
+    const lines = stderrOf(join(import.meta.dirname, "fixtures", "log-child.ts"), LOG_FLUSH_MS * 3);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ msg: "first line" });
+    expect(lines[1]).toBe("MARKER");
   });
 });
