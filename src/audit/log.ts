@@ -88,6 +88,8 @@ export class AuditLog extends AuditReader implements AuditSink {
   private flushNow = false;
   private tail: Tail;
   private stale = false;
+  /** The store's data_version when this process last checked its tail under the write lock. */
+  private seenVersion: number | undefined;
   private closed = false;
   private lastError: string | undefined;
   private lastCheckpoint: SignedCheckpoint | undefined;
@@ -236,11 +238,15 @@ export class AuditLog extends AuditReader implements AuditSink {
   }
 
   /**
-   * Inside a write transaction: makes the cached tail the store's real tail. Cheap when this
-   * process wrote last (one indexed read); reloads when another process appended or a failed
-   * write left the cache in doubt.
+   * Inside a write transaction: makes the cached tail the store's real tail. Cheap when no other
+   * connection committed since (one pragma), one indexed read when one did (a checkpoint, say);
+   * reloads when another process appended or a failed write left the cache in doubt.
    */
   private syncTail(): void {
+    // Nobody else committed since this process last looked: the cached tail is the tail.
+    const version = this.store.dataVersion();
+    if (!this.stale && version === this.seenVersion) return;
+    this.seenVersion = version;
     if (!this.stale) {
       const last = this.store.lastRecord();
       const current =

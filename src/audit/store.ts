@@ -141,6 +141,7 @@ export class SqliteAuditStore {
       metaPut: db.prepare("INSERT INTO meta (key, value) VALUES (?, ?)"),
       last: db.prepare<[], { seq: number; hash: Buffer }>("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"),
       count: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM records"),
+      dataVersion: db.prepare<[], number>("PRAGMA data_version").pluck(),
       insertRecord: db.prepare(
         "INSERT INTO records (seq, time, type, call_id, subject, connector, tool, outcome, hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
@@ -231,6 +232,14 @@ export class SqliteAuditStore {
 
   rowCount(): number {
     return this.stmts.count.get()?.n ?? 0;
+  }
+
+  /**
+   * SQLite's data_version: changes when another connection (any process) has committed since this
+   * connection last read it; this connection's own commits leave it alone.
+   */
+  dataVersion(): number {
+    return this.stmts.dataVersion.get()!;
   }
 
   lastRecord(): { seq: number; hash: Buffer } | undefined {

@@ -209,6 +209,30 @@ describe("audit log: records, chain and checkpoints", () => {
     expect((await log.verify()).ok).toBe(true);
   });
 
+  it("reads the stored tail only when another connection has committed since this one last looked", async () => {
+    const { log, dir, config } = await openTemp({ checkpoint: { everyRecords: 100_000 } });
+    await log.append(intent({ callId: "first" }));
+    const lastRecord = vi.spyOn(log.store, "lastRecord");
+    await log.append(intent({ callId: "second" }));
+    await log.append(intent({ callId: "third" }));
+    expect(lastRecord).not.toHaveBeenCalled();
+
+    // Another writer on the same file appends: the next commit here notices and continues its chain.
+    const other = await openAuditLog({ config, dir, logger: testLogger });
+    await other.append(intent({ callId: "other" }));
+    await other.close();
+    await log.append(intent({ callId: "fourth" }));
+    expect(lastRecord).toHaveBeenCalled();
+    expect([...log.rawRecords()].map((r) => r.columns.callId).filter((c) => c !== null)).toEqual([
+      "first",
+      "second",
+      "third",
+      "other",
+      "fourth",
+    ]);
+    expect((await log.verify()).ok).toBe(true);
+  });
+
   it("appendLater on a closed log is refused without building", async () => {
     const { log } = await openTemp();
     await log.close();
