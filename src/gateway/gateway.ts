@@ -307,8 +307,8 @@ export class Gateway {
       this.metrics?.calls.inc({ ...labels, outcome });
       root.setAttribute("portcullis.outcome", outcome);
       if (isError) root.setStatus({ code: SpanStatusCode.ERROR, message: "UPSTREAM_ERROR" });
-      // Written once the answer is on its way (the next turn of the event loop): a log line is a
-      // synchronous write to stderr, ~30 µs a call the agent need not wait for.
+      // Logged once the answer is on its way (the next turn of the event loop): formatting and
+      // redacting a line is time the agent need not wait for.
       const latencyMs = Math.round(performance.now() - started);
       setImmediate(() => log.info({ latencyMs, isError }, "call done"));
       return mapped;
