@@ -5,10 +5,11 @@ const MAX_DEPTH = 256;
  * Replaces, in place, every string held by a tree of plain objects and arrays with one shared
  * copy per distinct value, and returns the tree.
  *
- * Data that crossed a thread (structured clone) holds a separate heap string for every
- * occurrence of a value: the tools of two 5,000-operation specs arrived with 122,000 copies of
- * "string" and 80,000 of "object", 11 MB of a 67 MB heap. Interning them when the tools arrive
- * keeps one each. Property names need nothing: V8 already shares those.
+ * Data that crossed a thread or a process boundary (structured clone, v8 serialisation) holds a
+ * separate heap string for every occurrence of a value: the tools of two 5,000-operation specs
+ * arrived with 122,000 copies of "string" and 80,000 of "object", 11 MB of a 67 MB heap.
+ * Interning them when the tools arrive keeps one each. Property names need nothing: V8 already
+ * shares those.
  *
  * No set of visited objects is kept (for 10,000 tools it would cost more memory, for a moment,
  * than the strings save): a subtree shared by several parents is walked once per parent, as

@@ -4,7 +4,7 @@ import { DEFAULTS, restConfigSchema, type RestConfig } from "./config.js";
 import { RestConnector } from "./connector.js";
 import { HttpTransport } from "./http.js";
 import { SecretRedactor } from "./redact.js";
-import { loadRestSpec } from "./spec-worker.js";
+import { loadRestSpec } from "./spec-process.js";
 
 export { restConfigSchema, type RestConfig } from "./config.js";
 export { RestConnector } from "./connector.js";
@@ -13,7 +13,7 @@ export { RestConnector } from "./connector.js";
  * OpenAPI 3.0/3.1 and Swagger 2.0 operations as tools. Loading is all-or-nothing: a spec that
  * does not validate, a base URL that cannot be determined or an override naming no operation
  * stops the connector with a message naming the file and the problem. Large specs load in a
- * worker thread (spec-worker.ts).
+ * short-lived child process (spec-process.ts).
  */
 export async function createRestConnector(config: RestConfig, deps: ConnectorDeps): Promise<RestConnector> {
   const redactor = new SecretRedactor();
@@ -38,7 +38,7 @@ export async function createRestConnector(config: RestConfig, deps: ConnectorDep
     transport.destroy();
     throw err;
   }
-  const { prepared, thread } = loaded;
+  const { prepared, where } = loaded;
   deps.logger.info(
     {
       connector: config.name,
@@ -46,7 +46,7 @@ export async function createRestConnector(config: RestConfig, deps: ConnectorDep
       specVersion: prepared.version,
       tools: prepared.tools.length,
       of: prepared.operations,
-      thread,
+      where,
     },
     "rest connector loaded",
   );
