@@ -153,6 +153,9 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
       env.stderr.write(`portcullis: MCP over Streamable HTTP at ${http.url.href}\n`);
     }
     runtime.watch();
+    // Start-up lines now rather than with the next batch (see createLogger): whoever watches them
+    // learns at once that the gateway is serving.
+    logger.flush();
   } catch (err) {
     await runtime.close();
     await demo?.close();

@@ -2,7 +2,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { spawn } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { cliCommand, createDeployment, type Deployment } from "../helpers/deployment.js";
 
 describe("MCP over stdio (real child process)", () => {
@@ -83,7 +83,9 @@ describe("MCP over stdio (real child process)", () => {
     expect(text).toContain("qty: must be >= 0");
   });
 
-  it("keeps stdout for the protocol: logs arrive on stderr as JSON", () => {
+  it("keeps stdout for the protocol: logs arrive on stderr as JSON", async () => {
+    // Log lines are written in batches, at most LOG_FLUSH_MS after the first.
+    await vi.waitFor(() => expect(stderr).toContain('"msg":"call refused"'), { timeout: 2_000 });
     const lines = stderr.split("\n").filter((l) => l.trim() !== "");
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
