@@ -70,11 +70,10 @@ function refused(err: unknown): GatewayError {
 
 /**
  * The audit log a gateway writes to. `append` resolves once the record is committed and on disk.
- * Appends made while a transaction is being written are queued and committed together in the next
- * one (group commit), and the fsyncs that make commits durable run in libuv's thread pool, one
- * covering every commit made before it started (WalSync): the event loop goes on serving calls
- * meanwhile. A lone caller's commit (`now`) is fsynced on the spot, which is quicker than a round
- * trip to the pool.
+ * Appends made in one turn of the event loop are committed together in the next (group commit:
+ * one fsync for many); a lone caller's (`now`) at once. The log fsyncs the write-ahead log itself
+ * (WalSync): right after the commit when anyone waits for a record of it, later for records nobody
+ * waits for (`unhurried`), whose fsync the next commit's usually covers.
  *
  * Several processes may write to one file (an HTTP gateway and a stdio one launched by a desktop
  * client, on one deployment directory). Each write takes SQLite's write lock first and then checks
@@ -121,8 +120,7 @@ export class AuditLog extends AuditReader implements AuditSink {
 
   /**
    * Resolves once the event is durably recorded; rejects with AUDIT_UNAVAILABLE when it is not.
-   * With `now`, the queue is written on this turn's microtask queue instead of the next turn, and
-   * fsynced on this thread.
+   * With `now`, the queue is written on this turn's microtask queue instead of the next turn.
    */
   append(event: AuditEvent, options?: AppendOptions): Promise<void> {
     if (this.closed) return Promise.reject(new GatewayError("AUDIT_UNAVAILABLE", "audit log is closed"));
@@ -162,12 +160,12 @@ export class AuditLog extends AuditReader implements AuditSink {
           this.flushNow = true;
           queueMicrotask(() => {
             this.flushNow = false;
-            if (!this.closed && this.queue.length > 0) this.flush(true);
+            if (!this.closed && this.queue.length > 0) this.flush();
           });
         }
       } else if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush(false));
+        setImmediate(() => this.flush());
       }
     });
   }
@@ -184,7 +182,7 @@ export class AuditLog extends AuditReader implements AuditSink {
 
   /** Commits what is queued now rather than on the next turn of the event loop (see AuditReader). */
   protected override settle(): void {
-    if (!this.closed && this.queue.length > 0) this.flush(false);
+    if (!this.closed && this.queue.length > 0) this.flush();
   }
 
   health(): AuditHealth {
@@ -200,7 +198,7 @@ export class AuditLog extends AuditReader implements AuditSink {
 
   /** Signs and stores a checkpoint of the current tree now (also published externally). */
   async checkpoint(): Promise<SignedCheckpoint> {
-    this.flush(false);
+    this.flush();
     const cp = this.issueCheckpoint();
     if (!cp) throw new GatewayError("AUDIT_UNAVAILABLE", `audit log ${this.file}: cannot store a checkpoint (${this.lastError ?? "unknown"})`);
     await this.publisher.flush();
@@ -214,13 +212,13 @@ export class AuditLog extends AuditReader implements AuditSink {
 
   override async close(): Promise<void> {
     if (this.closed) return;
-    this.flush(true);
+    this.flush();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (!this.stale && (this.lastCheckpoint?.size ?? -1) !== this.tail.size) this.issueCheckpoint();
     if (this.wal && this.wal.failed === undefined) {
       try {
-        this.wal.syncNow(); // answers every append still waiting for the pool's fsync
+        this.wal.syncNow(); // answers every unhurried append still waiting for an fsync
       } catch {
         // failed: those appends were rejected with the cause
       }
@@ -260,12 +258,11 @@ export class AuditLog extends AuditReader implements AuditSink {
     this.stale = false;
   }
 
-  /** Writes the queue; `syncNow`: fsync on this thread rather than in the pool. */
-  private flush(syncNow: boolean): void {
+  private flush(): void {
     this.flushScheduled = false;
     while (this.queue.length > 0) {
       const batch = this.ready(this.queue.splice(0, this.settings.maxBatch));
-      if (batch.length > 0) this.writeBatch(batch, syncNow);
+      if (batch.length > 0) this.writeBatch(batch);
       if (this.tail.size - (this.lastCheckpoint?.size ?? 0) >= this.settings.everyRecords) this.issueCheckpoint();
     }
   }
@@ -287,7 +284,7 @@ export class AuditLog extends AuditReader implements AuditSink {
     return out;
   }
 
-  private writeBatch(batch: readonly Ready[], syncNow: boolean): void {
+  private writeBatch(batch: readonly Ready[]): void {
     if (this.wal?.failed) {
       for (const p of batch) p.reject(this.syncFailure(this.wal.failed));
       return;
@@ -324,18 +321,22 @@ export class AuditLog extends AuditReader implements AuditSink {
       for (const p of batch) p.reject(failure);
       return;
     }
-    this.whenDurable(batch, syncNow);
+    this.whenDurable(batch);
   }
 
-  /** Answers a committed batch once it is on disk. */
-  private whenDurable(batch: readonly Ready[], syncNow: boolean): void {
+  /**
+   * Answers a committed batch once it is on disk: fsynced on the spot when anyone waits for one
+   * of its records, as synchronous=FULL did; a batch of unhurried records only is left to the next
+   * fsync (WalSync.whenDurable).
+   */
+  private whenDurable(batch: readonly Ready[]): void {
     const wal = this.wal;
     if (wal === undefined) {
       for (const p of batch) p.resolve();
       return;
     }
     const n = wal.committedOne();
-    if (syncNow) {
+    if (!batch.every((p) => p.unhurried)) {
       try {
         wal.syncNow();
       } catch (err) {
@@ -346,7 +347,7 @@ export class AuditLog extends AuditReader implements AuditSink {
       for (const p of batch) p.resolve();
       return;
     }
-    wal.whenDurable(n, batch.every((p) => p.unhurried)).then(
+    wal.whenDurable(n).then(
       () => {
         for (const p of batch) p.resolve();
       },

@@ -11,25 +11,25 @@ const nodeSync: SyncCalls = { fsyncSync, fsync };
 /**
  * How long a commit nobody waits on may wait for another commit's fsync to cover it. Sequential
  * calls then pay one fsync each (the next intent's covers the last outcome) instead of two, which
- * the disk serialises; a client answers and asks again well within it on a busy gateway.
+ * the disk serialises; a busy client answers and asks again well within it.
  */
 export const UNHURRIED_SYNC_MS = 2;
 
 /**
- * Makes the audit store's commits durable itself instead of leaving it to SQLite, so that the
- * fsync can run off the event loop.
+ * Makes the audit store's commits durable itself instead of leaving it to SQLite, so that a commit
+ * nobody waits on need not be fsynced on its own.
  *
- * With synchronous=FULL SQLite fsyncs the write-ahead log inside every commit, and the gateway's
- * thread waits there (~0.2 ms per commit on the benchmark's VM: two per call, and the outcome
- * record's delayed the next request). The store now runs with synchronous=NORMAL, under which a
- * commit only writes the log's pages (SQLite still syncs around its own checkpoints and when the
- * log restarts), and this class fsyncs the log file afterwards: at once for a commit a caller is
- * waiting on alone, or in libuv's thread pool otherwise, one fsync covering every commit made
- * before it started. An append resolves only once an fsync that started after its commit has
- * returned, which is what synchronous=FULL guaranteed. A commit nobody waits on (an outcome
- * record whose answer has gone) may wait up to UNHURRIED_SYNC_MS for another's fsync: it is in the
- * operating system's hands at once, so a crash of the gateway loses nothing, and only a crash of
- * the machine within that window could.
+ * With synchronous=FULL SQLite fsyncs the write-ahead log inside every commit (~0.2 ms each on the
+ * benchmark's VM): two per call, and the outcome record's, made after the answer, held up the
+ * next request. The store now runs with synchronous=NORMAL, under which a commit only writes the
+ * log's pages (SQLite still syncs around its own checkpoints and when the log restarts), and this
+ * class fsyncs the log file afterwards. `syncNow` does it on the calling thread, for commits a
+ * caller waits on: what synchronous=FULL did, and quicker here than a round trip to a thread
+ * (~0.09 ms). `whenDurable` is for commits nobody waits on (an outcome record whose answer has
+ * gone): the next `syncNow` covers them, or, after UNHURRIED_SYNC_MS without one, an fsync in
+ * libuv's thread pool, one at a time, each covering every commit made before it started. Such a
+ * commit is in the operating system's hands at once, so a crash of the gateway loses nothing;
+ * only a crash of the machine within that window could.
  *
  * The file descriptor stays valid: SQLite deletes the log only when its last connection closes,
  * and the writer's connection is open as long as this object is. fsync on any descriptor of a
@@ -44,7 +44,7 @@ export class WalSync {
   private durable = 0;
   private syncing = false;
   private waiters: { upTo: number; resolve: () => void; reject: (err: Error) => void }[] = [];
-  /** Set while unhurried waiters wait for a commit that someone does wait on. */
+  /** Set while waiters wait for a `syncNow` to cover them. */
   private timer: NodeJS.Timeout | undefined;
   private error: Error | undefined;
   private closed = false;
@@ -94,16 +94,15 @@ export class WalSync {
   }
 
   /**
-   * Resolves once commit `n` is durable; rejects with the fsync's error if that fails.
-   * `unhurried`: no caller waits on it, so its fsync may wait UNHURRIED_SYNC_MS for another's.
+   * Resolves once commit `n` is durable, by the next `syncNow` or else by an fsync in the thread
+   * pool UNHURRIED_SYNC_MS from now; rejects with the fsync's error if that fails.
    */
-  whenDurable(n: number, unhurried = false): Promise<void> {
+  whenDurable(n: number): Promise<void> {
     if (this.error) return Promise.reject(this.error);
     if (n <= this.durable) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiters.push({ upTo: n, resolve, reject });
-      if (!unhurried) this.kick();
-      else if (this.timer === undefined && !this.syncing) {
+      if (this.timer === undefined && !this.syncing) {
         this.timer = setTimeout(() => {
           this.timer = undefined;
           this.kick();
@@ -122,7 +121,10 @@ export class WalSync {
     if (!this.syncing) this.release();
   }
 
-  /** One fsync at a time: commits made while it runs wait for the next, which then covers them all. */
+  /**
+   * One fsync in the pool at a time: commits made while it runs wait for the next, which then
+   * covers them all (they have waited long enough).
+   */
   private kick(): void {
     if (this.syncing || this.error || this.waiters.length === 0) return;
     clearTimeout(this.timer);

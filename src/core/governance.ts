@@ -90,8 +90,9 @@ export interface AppendOptions {
   /**
    * No caller waits for this record to be durable (an outcome record whose answer has been sent):
    * its fsync may be left to the next record's for a few milliseconds, so that back-to-back calls
-   * pay for one fsync each instead of two. It is committed as usual, so a crash of the gateway
-   * loses nothing; a crash of the machine within that window could.
+   * pay for one fsync each instead of two. The returned promise still resolves only once it is
+   * durable. It is committed as usual, so a crash of the gateway loses nothing; a crash of the
+   * machine within that window could.
    */
   readonly unhurried?: boolean;
 }

@@ -97,32 +97,54 @@ describe("audit log: the write-ahead log is fsynced by the log, off the event lo
     expect(statSync(`${file}-wal`).size).toBeGreaterThan(0); // the new records went to that file
   });
 
-  it("an append resolves only after an fsync that started after its commit has returned", async () => {
+  it("a record someone waits for is fsynced on the thread before its append resolves", async () => {
     const disk = new HeldDisk();
     const { log } = await openWith(disk);
     disk.calls.length = 0;
-    const state = settledState(log.append(intent({ callId: "a" })));
-    await turns();
-    // Committed (another connection would see it) but not yet reported: the fsync has not returned.
-    expect(log.store.rowCount()).toBeGreaterThan(0);
-    expect(disk.calls).toEqual(["async"]);
-    expect(state()).toBe("pending");
-    await disk.release();
-    await turns();
-    expect(state()).toBe("fulfilled");
+    await log.append(intent({ callId: "grouped" })); // (a pool fsync would be held: this would hang)
+    expect(disk.calls).toEqual(["sync"]);
+    await log.append(intent({ callId: "lone" }), { now: true });
+    expect(disk.calls).toEqual(["sync", "sync"]);
+    expect(disk.pending).toBe(0);
   });
 
-  it("commits made while an fsync runs wait for the next one, which covers them all", async () => {
+  it("an unhurried record waits for the next record's fsync, or UNHURRIED_SYNC_MS when none comes", async () => {
     const disk = new HeldDisk();
     const { log } = await openWith(disk);
     disk.calls.length = 0;
-    const a = settledState(log.append(intent({ callId: "a" })));
+    const outcome = settledState(log.appendLater(() => intent({ callId: "outcome-1" }), { unhurried: true }));
     await turns();
-    const b = settledState(log.append(intent({ callId: "b" })));
+    expect(disk.calls).toEqual([]); // committed, fsync left for the next intent
+    expect(outcome()).toBe("pending");
+    await log.append(intent({ callId: "next-intent" }), { now: true });
+    expect(disk.calls).toEqual(["sync"]);
+    await turns(1);
+    expect(outcome()).toBe("fulfilled");
+
+    // Nothing follows: its own fsync starts in the thread pool once the window has passed, and
+    // the append resolves only when that fsync has returned.
+    const started = performance.now();
+    const alone = settledState(log.appendLater(() => intent({ callId: "outcome-2" }), { unhurried: true }));
+    await vi.waitFor(() => expect(disk.calls).toEqual(["sync", "async"]));
+    expect(performance.now() - started).toBeGreaterThanOrEqual(UNHURRIED_SYNC_MS - 0.5);
     await turns();
-    const c = settledState(log.append(intent({ callId: "c" })));
+    expect(alone()).toBe("pending");
+    await disk.release();
+    await vi.waitFor(() => expect(alone()).toBe("fulfilled"));
+  });
+
+  it("unhurried commits made while a pool fsync runs wait for the next one, which covers them all", async () => {
+    const disk = new HeldDisk();
+    const { log } = await openWith(disk);
+    disk.calls.length = 0;
+    const unhurried = (callId: string) => settledState(log.appendLater(() => intent({ callId }), { unhurried: true }));
+    const a = unhurried("a");
+    await vi.waitFor(() => expect(disk.calls).toEqual(["async"]));
+    const b = unhurried("b");
     await turns();
-    expect(disk.calls).toEqual(["async"]); // b and c committed, their fsync not started yet
+    const c = unhurried("c");
+    await turns();
+    expect(disk.calls).toEqual(["async"]); // b and c committed; one fsync at a time
     await disk.release();
     await turns();
     expect([a(), b(), c()]).toEqual(["fulfilled", "pending", "pending"]);
@@ -133,13 +155,12 @@ describe("audit log: the write-ahead log is fsynced by the log, off the event lo
     expect(disk.calls).toEqual(["async", "async"]);
   });
 
-  it("`now` fsyncs on the thread, and that fsync answers the records still waiting for the pool", async () => {
+  it("an fsync on the thread answers the unhurried records still waiting for the pool's", async () => {
     const disk = new HeldDisk();
     const { log } = await openWith(disk);
     disk.calls.length = 0;
-    const waiting = settledState(log.append(intent({ callId: "queued" })));
-    await turns();
-    expect(disk.calls).toEqual(["async"]);
+    const waiting = settledState(log.appendLater(() => intent({ callId: "outcome" }), { unhurried: true }));
+    await vi.waitFor(() => expect(disk.calls).toEqual(["async"]));
     await log.append(intent({ callId: "lone" }), { now: true });
     expect(disk.calls).toEqual(["async", "sync"]);
     await turns(1);
@@ -147,28 +168,6 @@ describe("audit log: the write-ahead log is fsynced by the log, off the event lo
     await disk.release(); // the pool's fsync returning late changes nothing
     await turns();
     expect(disk.calls).toEqual(["async", "sync"]);
-  });
-
-  it("an unhurried record waits for the next record's fsync, or UNHURRIED_SYNC_MS when none comes", async () => {
-    const disk = new HeldDisk();
-    const { log } = await openWith(disk);
-    disk.calls.length = 0;
-    const outcome = settledState(log.appendLater(() => intent({ callId: "outcome-1" }), { unhurried: true }));
-    await turns();
-    expect(disk.calls).toEqual([]); // committed, fsync left for the next intent
-    await log.append(intent({ callId: "next-intent" }), { now: true });
-    expect(disk.calls).toEqual(["sync"]);
-    await turns(1);
-    expect(outcome()).toBe("fulfilled");
-
-    // Nothing follows: the record's own fsync starts once the window has passed.
-    const started = performance.now();
-    const alone = settledState(log.appendLater(() => intent({ callId: "outcome-2" }), { unhurried: true }));
-    await vi.waitFor(() => expect(disk.calls).toEqual(["sync", "async"]));
-    expect(performance.now() - started).toBeGreaterThanOrEqual(UNHURRIED_SYNC_MS - 0.5);
-    expect(alone()).toBe("pending");
-    await disk.release();
-    await vi.waitFor(() => expect(alone()).toBe("fulfilled"));
   });
 
   it("closing answers every record still waiting for its fsync", async () => {
@@ -184,25 +183,23 @@ describe("audit log: the write-ahead log is fsynced by the log, off the event lo
   it("a failed fsync refuses its records and every record after it, until the gateway restarts", async () => {
     const disk = new HeldDisk();
     const { log } = await openWith(disk);
-    const first = log.append(intent({ callId: "before" }));
-    await disk.release();
-    await first;
+    await log.append(intent({ callId: "before" }));
     const before = log.store.rowCount();
     disk.failWith = Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" });
 
-    const hit = log.append(intent({ callId: "hit" }));
+    const hit = log.appendLater(() => intent({ callId: "hit" }), { unhurried: true });
     await disk.release();
     const failed = await rejection(hit);
     expect(failed.code).toBe("AUDIT_UNAVAILABLE");
     expect(failed.message).toContain("fsync of the write-ahead log failed (EIO)");
     expect(failed.message).toContain("until the gateway is restarted");
-    expect(log.health()).toMatchObject({ ok: false, detail: expect.stringContaining("EIO") });
+    expect(log.health()).toMatchObject({ ok: false, restartNeeded: true, detail: expect.stringContaining("EIO") });
 
-    // The disk recovers; the log does not trust it: nothing more is written, on either path.
+    // The disk recovers; the log does not trust it: nothing more is written, whoever waits.
     disk.failWith = undefined;
     const rows = log.store.rowCount();
     expect(rows).toBe(before + 1);
-    for (const options of [{ now: true }, {}]) {
+    for (const options of [{ now: true }, {}, { unhurried: true }]) {
       const later = await rejection(log.append(intent({ callId: "after" }), options));
       expect(later.code).toBe("AUDIT_UNAVAILABLE");
       expect(later.message).toContain("fsync of the write-ahead log failed (EIO)");
