@@ -158,7 +158,7 @@ export function renderResults(r: BenchResults): string {
       `stdio +${ms(r.stdio.p99 - d.stdio.p99)} (×${(r.stdio.p99 / d.stdio.p99).toFixed(2)}). ` +
       `An audited call writes two durable records: the intent before the upstream is touched, which the answer ` +
       `waits for (${ms(r.commitFloor.p50)} at p50 on this disk after an idle spell), and the outcome, queued before ` +
-      `the answer is sent and committed right after it, while the client reads the answer. So the gateway's own ` +
+      `the answer is sent and committed right after it, while the client reads the answer (its fsync left to the next call's for up to 2 ms). So the gateway's own ` +
       `share of the overhead is HTTP +${ms(r.http.p50 - d.http.p50 - r.commitFloor.p50)}, stdio ` +
       `+${ms(r.stdio.p50 - d.stdio.p50 - r.commitFloor.p50)}. Holding each answer for its outcome record too ` +
       `(audit.outcomeBeforeAnswer) costs HTTP +${ms(r.httpStrict.p50 - d.httpStrict.p50 - (r.http.p50 - d.http.p50))} at p50 ` +
