@@ -1,10 +1,10 @@
-import { fstatSync, fsync, fsyncSync, statSync } from "node:fs";
+import { fstatSync, fsync, fsyncSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { AuditLog } from "../../src/audit/log.js";
 import { openAuditLog } from "../../src/audit/open.js";
-import { UNHURRIED_SYNC_MS, type SyncCalls } from "../../src/audit/wal-sync.js";
+import { UNHURRIED_SYNC_MS, WalSync, type SyncCalls } from "../../src/audit/wal-sync.js";
 import { rejection } from "../helpers/errors.js";
 import { testLogger } from "../helpers/logger.js";
 import { auditConfig, intent, tempDir } from "./helpers.js";
@@ -205,6 +205,26 @@ describe("audit log: the write-ahead log is fsynced by the log, off the event lo
       expect(later.message).toContain("fsync of the write-ahead log failed (EIO)");
     }
     expect(log.store.rowCount()).toBe(rows);
+  });
+
+  it("finds the write-ahead log beside the file a symbolic link names, and gives up without one", async () => {
+    const t = tempDir("walsync-link");
+    cleanups.push(t.cleanup);
+    const real = join(t.dir, "real.db");
+    const db = new Database(real);
+    db.pragma("journal_mode = WAL");
+    db.exec("CREATE TABLE t (x)");
+    symlinkSync(real, join(t.dir, "link.db"));
+    const disk = new HeldDisk();
+    const wal = WalSync.open(join(t.dir, "link.db"), disk)!;
+    expect(wal).toBeDefined();
+    wal.committedOne();
+    wal.syncNow();
+    expect(fstatSync(disk.fds[0]!).ino).toBe(statSync(`${real}-wal`).ino);
+    wal.close();
+    db.close();
+    // No write-ahead log (not in WAL mode, or not there): the store keeps synchronous=FULL.
+    expect(WalSync.open(join(t.dir, "missing.db"))).toBeUndefined();
   });
 
   it("a failed fsync on the thread refuses the lone call's intent", async () => {
