@@ -393,6 +393,8 @@ export class AuditLog extends AuditReader implements AuditSink {
 
   /** Signs the tree as it is in the store (all writers' records), under the write lock. */
   private issueCheckpoint(): SignedCheckpoint | undefined {
+    // After a failed fsync nothing written could be called durable, signatures included.
+    if (this.wal?.failed) return undefined;
     try {
       const cp = this.store.writeTransaction(() => {
         this.syncTail();

@@ -205,6 +205,10 @@ describe("audit log: the write-ahead log is fsynced by the log, off the event lo
       expect(later.message).toContain("fsync of the write-ahead log failed (EIO)");
     }
     expect(log.store.rowCount()).toBe(rows);
+    // Nor is a checkpoint signed over what may not be on disk.
+    const checkpoints = log.store.checkpoints().length;
+    await expect(log.checkpoint()).rejects.toMatchObject({ code: "AUDIT_UNAVAILABLE" });
+    expect(log.store.checkpoints()).toHaveLength(checkpoints);
   });
 
   it("finds the write-ahead log beside the file a symbolic link names, and gives up without one", async () => {
