@@ -1,10 +1,9 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { deserialize } from "node:v8";
+import { childEntry } from "../../core/child-entry.js";
 import { GatewayError, isPlainObject, type ErrorCode, type Logger } from "../../core/index.js";
 import { internStrings } from "../../core/intern.js";
 import type { ReservedParams } from "./auth.js";
@@ -215,13 +214,10 @@ async function worthAChild(job: SpecJob): Promise<boolean> {
   }
 }
 
-/** Starts spec-child: the .ts source under tsx (tests, dev), the .js file once built. */
+/** Starts spec-child (see childEntry). */
 export function startSpecChild(): ChildProcess {
-  const here = fileURLToPath(import.meta.url);
-  const ts = here.endsWith(".ts");
-  const execArgv = ts ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href] : [];
-  return fork(join(dirname(here), ts ? "spec-child.ts" : "spec-child.js"), [], {
-    // Explicit, so the gateway's own flags (--inspect, --cpu-prof) are not handed down.
+  const { path, execArgv } = childEntry(import.meta.url, "spec-child");
+  return fork(path, [], {
     execArgv,
     // Sets (the reserved parameter names) and structured data survive; JSON would not keep them.
     serialization: "advanced",

@@ -1,8 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Logger } from "pino";
+import { childEntry } from "../../core/child-entry.js";
 import type { Health } from "../../core/index.js";
 import { abortFailure } from "./deadline.js";
 import { SqlFailure, type Engine, type ExecRequest, type ExecResult } from "./engine.js";
@@ -52,16 +50,6 @@ interface Job {
   cleanup: () => void;
 }
 
-/** Where the worker entry point is: the .ts source under tsx (tests, dev), the .js file once built. */
-function childEntry(): { path: string; execArgv: string[] } {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith(".ts")) {
-    const tsx = createRequire(import.meta.url).resolve("tsx");
-    return { path: join(dirname(here), "sqlite-child.ts"), execArgv: ["--import", pathToFileURL(tsx).href] };
-  }
-  return { path: join(dirname(here), "sqlite-child.js"), execArgv: [] };
-}
-
 /**
  * SQLite behind a small pool of worker processes. better-sqlite3 is synchronous, and one native
  * sqlite3_step can run forever (a recursive CTE that never yields a row); in-process neither a
@@ -72,7 +60,7 @@ function childEntry(): { path: string; execArgv: string[] } {
 export class SqliteEngine implements Engine {
   readonly name = "sqlite" as const;
   private readonly opts: SqliteEngineOptions;
-  private readonly entry = childEntry();
+  private readonly entry = childEntry(import.meta.url, "sqlite-child");
   private workers: Worker[] = [];
   private queue: Job[] = [];
   private nextId = 1;
