@@ -222,6 +222,88 @@ export async function pairedLatencies(
   }
 }
 
+/**
+ * A tools/call as a minimal MCP client sends it once its session is open: one keep-alive POST with
+ * the session's headers, the JSON answer read and checked. Set beside the SDK client's calls, it
+ * separates what the gateway costs from what the SDK client costs on the same machine.
+ */
+export function rawToolCaller(client: Client, url: URL): (id: string) => Promise<void> {
+  const transport = client.transport as { sessionId?: string; protocolVersion?: string } | undefined;
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const headers = {
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+    "mcp-session-id": transport?.sessionId ?? "",
+    "mcp-protocol-version": transport?.protocolVersion ?? "2025-06-18",
+  };
+  let rpcId = 1_000_000;
+  return (id) =>
+    new Promise<void>((resolve, reject) => {
+      const body = JSON.stringify({
+        jsonrpc: "2.0",
+        id: rpcId++,
+        method: "tools/call",
+        params: { name: ITEM_TOOL, arguments: { id } },
+      });
+      const req = request(
+        url,
+        { method: "POST", agent, headers: { ...headers, "content-length": Buffer.byteLength(body) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            try {
+              const answer = JSON.parse(text) as { result?: { isError?: boolean } };
+              if (res.statusCode !== 200 || !answer.result || answer.result.isError)
+                throw new Error(`raw tools/call failed: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+              resolve();
+            } catch (err) {
+              reject(err as Error);
+            }
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+}
+
+/** `call` in blocks alternating with direct calls (see pairedLatencies), after `warmup` calls. */
+export async function pairedCalls(
+  call: (id: string) => Promise<unknown>,
+  upstreamUrl: string,
+  warmup: number,
+  blocks: number,
+  perBlock: number,
+): Promise<{ direct: number[]; gateway: number[] }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    for (let i = 0; i < warmup; i++) {
+      await call(`pc-warm-${i}`);
+      await directGet(agent, upstreamUrl, `pc-warm-${i}`);
+    }
+    const direct: number[] = [];
+    const gateway: number[] = [];
+    for (let b = 0; b < blocks; b++) {
+      for (let i = 0; i < perBlock; i++) {
+        const t = performance.now();
+        await directGet(agent, upstreamUrl, `pcd-${b}-${i}`);
+        direct.push(performance.now() - t);
+      }
+      for (let i = 0; i < perBlock; i++) {
+        const t = performance.now();
+        await call(`pcg-${b}-${i}`);
+        gateway.push(performance.now() - t);
+      }
+    }
+    return { direct, gateway };
+  } finally {
+    agent.destroy();
+  }
+}
+
 export interface ThroughputResult {
   sessions: number;
   calls: number;

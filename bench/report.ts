@@ -56,8 +56,19 @@ export interface BenchResults {
   /** One durable commit after floorIdleMs idle: what a default answer waits for (the intent record). */
   commitFloor: LatencySummary;
   floorIdleMs: number;
+  /**
+   * A do-nothing forwarding proxy in its own process (bench/hop-floor.ts), over each transport, with
+   * one fsync before forwarding (`durable`) and without (`bare`); each with the direct calls it
+   * alternated with. The host's floor under any gateway; what the gateway adds above it is its own.
+   */
+  hopFloor: Record<
+    "http" | "stdio",
+    Record<"durable" | "bare", { direct: LatencySummary; hop: LatencySummary }>
+  >;
   directCeiling: { callsPerSecond: number; cpuMsPerCall: number };
   http: LatencySummary;
+  /** The HTTP gateway called with raw JSON-RPC POSTs (no SDK client), with its alternating direct calls. */
+  httpRaw: { direct: LatencySummary; gateway: LatencySummary };
   httpSplit?: TimeSplit;
   stdio: LatencySummary;
   /** Sequential HTTP calls with audit.outcomeBeforeAnswer: each answer held for both commits. */
@@ -133,8 +144,28 @@ export function renderResults(r: BenchResults): string {
       r.commitFloor,
     ),
   );
+  const hf = r.hopFloor;
+  const hopRows: [string, { direct: LatencySummary; hop: LatencySummary }][] = [
+    ["HTTP, one fsync of 4 KB before forwarding", hf.http.durable],
+    ["HTTP, no fsync", hf.http.bare],
+    ["stdio, one fsync of 4 KB before forwarding", hf.stdio.durable],
+    ["stdio, no fsync", hf.stdio.bare],
+  ];
+  for (const [what, pair] of hopRows) {
+    out.push(latencyRow(`direct, in blocks alternating with the next row's`, pair.direct));
+    out.push(
+      latencyRow(`a do-nothing forwarding proxy in its own process (the host's floor), ${what}`, pair.hop),
+    );
+  }
   out.push(latencyRow("direct, in blocks alternating with the HTTP gateway's (its baseline)", d.http));
   out.push(latencyRow("through the gateway, Streamable HTTP, audited", r.http));
+  out.push(latencyRow("direct, in blocks alternating with the next row's", r.httpRaw.direct));
+  out.push(
+    latencyRow(
+      "through the gateway, Streamable HTTP, audited, called with raw JSON-RPC POSTs on the same session (no SDK client)",
+      r.httpRaw.gateway,
+    ),
+  );
   out.push(latencyRow("direct, in blocks alternating with the stdio gateway's (its baseline)", d.stdio));
   out.push(latencyRow("through the gateway, stdio, audited", r.stdio));
   out.push(latencyRow("direct, in blocks alternating with the next row's", d.httpStrict));
@@ -163,6 +194,21 @@ export function renderResults(r: BenchResults): string {
       `+${ms(r.stdio.p50 - d.stdio.p50 - r.commitFloor.p50)}. Holding each answer for its outcome record too ` +
       `(audit.outcomeBeforeAnswer) costs HTTP +${ms(r.httpStrict.p50 - d.httpStrict.p50 - (r.http.p50 - d.http.p50))} at p50 ` +
       `(${ms(r.httpStrict.p50)}; both commits alone take ${ms(r.idleFloor.p50)} after idle spells, ${ms(r.durableFloor.p50)} back to back).`,
+  );
+  const over = (p: { direct: LatencySummary; hop: LatencySummary }): number => p.hop.p50 - p.direct.p50;
+  out.push(
+    "",
+    `The host's floor (bench/hop-floor.ts): a proxy that does nothing but read the JSON-RPC request, ` +
+      `fsync one 4 KB write and forward the same GET, in a process of its own as the gateway is, adds ` +
+      `HTTP +${ms(over(hf.http.durable))} and stdio +${ms(over(hf.stdio.durable))} at p50 on this machine ` +
+      `(without the fsync +${ms(over(hf.http.bare))} and +${ms(over(hf.stdio.bare))}: the extra process hop alone). ` +
+      `No durably auditing gateway on this host answers faster. Called with raw JSON-RPC POSTs instead of the ` +
+      `MCP SDK client, the HTTP gateway adds +${ms(r.httpRaw.gateway.p50 - r.httpRaw.direct.p50)} ` +
+      `(the SDK client's own share: ${ms(r.http.p50 - d.http.p50 - (r.httpRaw.gateway.p50 - r.httpRaw.direct.p50))}). ` +
+      `Above the floor the gateway adds ` +
+      `HTTP +${ms(r.http.p50 - d.http.p50 - over(hf.http.durable))} and stdio +${ms(r.stdio.p50 - d.stdio.p50 - over(hf.stdio.durable))}: ` +
+      `MCP on both sides (the SDK client, JSON-RPC, Streamable HTTP), identity, authorisation, argument validation, ` +
+      `two SQLite records with their Merkle nodes, metrics and logs.`,
   );
   if (r.httpSplit) {
     const s = r.httpSplit;
