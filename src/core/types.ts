@@ -71,6 +71,12 @@ export interface InvocationContext {
   readonly logger: Logger;
   /** W3C trace context to propagate upstream, when tracing is on. */
   readonly traceparent?: string;
+  /**
+   * When set, `signal` aborts by this time (the `performance.now()` clock, in milliseconds): the
+   * gateway's own timer for the call. A connector whose own budget would end later can rely on
+   * `signal` instead of arming a timer and signal of its own.
+   */
+  readonly deadline?: number;
 }
 
 /**

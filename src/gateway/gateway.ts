@@ -434,6 +434,7 @@ export class Gateway {
     const onAbort = (): void => controller.abort(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     let timer: NodeJS.Timeout | undefined;
+    const deadline = performance.now() + timeoutMs;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const err = new GatewayError(
@@ -463,6 +464,7 @@ export class Gateway {
         identity,
         signal,
         timeoutMs,
+        deadline,
         logger: log,
         ...(options.traceparent ? { traceparent: options.traceparent } : {}),
       });

@@ -12,6 +12,41 @@ import { startRecordingServer, type RecordingServer } from "../helpers/upstreams
 const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN = "00f067aa0ba902b7";
 
+/** A gateway with one REST tool, api__ping, in front of a server that records its requests. */
+async function startPingGateway(): Promise<{
+  runtime: Runtime;
+  upstream: RecordingServer;
+  deployment: Deployment;
+}> {
+  const upstream = await startRecordingServer(() => ({ json: { ok: true } }));
+  const deployment = createDeployment({ scopes: ["tester"] });
+  mkdirSync(join(deployment.dir, "connectors", "specs"));
+  deployment.write("connectors/specs/ping.json", {
+    openapi: "3.0.3",
+    info: { title: "ping", version: "1" },
+    paths: {
+      "/ping": {
+        get: {
+          operationId: "ping",
+          parameters: [{ name: "who", in: "query", schema: { type: "string" } }],
+          responses: {
+            "200": { description: "ok", content: { "application/json": { schema: { type: "object" } } } },
+          },
+        },
+      },
+    },
+  });
+  deployment.write("connectors/api.json", {
+    kind: "rest",
+    name: "api",
+    spec: "specs/ping.json",
+    baseUrl: upstream.url,
+  });
+  deployment.write("scopes/tester.json", { name: "tester", description: "All.", tools: ["*"] });
+  const runtime = await startRuntime(loadGatewayConfig(deployment.configPath), testLogger);
+  return { runtime, upstream, deployment };
+}
+
 describe("OpenTelemetry spans of a tool call", () => {
   const exporter = new InMemorySpanExporter();
   const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
@@ -21,32 +56,7 @@ describe("OpenTelemetry spans of a tool call", () => {
 
   beforeAll(async () => {
     provider.register();
-    upstream = await startRecordingServer(() => ({ json: { ok: true } }));
-    deployment = createDeployment({ scopes: ["tester"] });
-    mkdirSync(join(deployment.dir, "connectors", "specs"));
-    deployment.write("connectors/specs/ping.json", {
-      openapi: "3.0.3",
-      info: { title: "ping", version: "1" },
-      paths: {
-        "/ping": {
-          get: {
-            operationId: "ping",
-            parameters: [{ name: "who", in: "query", schema: { type: "string" } }],
-            responses: {
-              "200": { description: "ok", content: { "application/json": { schema: { type: "object" } } } },
-            },
-          },
-        },
-      },
-    });
-    deployment.write("connectors/api.json", {
-      kind: "rest",
-      name: "api",
-      spec: "specs/ping.json",
-      baseUrl: upstream.url,
-    });
-    deployment.write("scopes/tester.json", { name: "tester", description: "All.", tools: ["*"] });
-    runtime = await startRuntime(loadGatewayConfig(deployment.configPath), testLogger);
+    ({ runtime, upstream, deployment } = await startPingGateway());
   });
 
   afterAll(async () => {
@@ -98,5 +108,41 @@ describe("OpenTelemetry spans of a tool call", () => {
     const root = exporter.getFinishedSpans().find((s) => s.name === "tools/call")!;
     expect(root.attributes["portcullis.outcome"]).toBe("refused");
     expect(root.attributes["portcullis.error_code"]).toBe("INVALID_ARGUMENTS");
+  });
+});
+
+describe("tool calls with tracing off (no OpenTelemetry SDK registered)", () => {
+  let deployment: Deployment;
+  let upstream: RecordingServer;
+  let runtime: Runtime;
+
+  beforeAll(async () => {
+    trace.disable();
+    ({ runtime, upstream, deployment } = await startPingGateway());
+  });
+
+  afterAll(async () => {
+    await runtime?.close();
+    await upstream?.close();
+    deployment?.cleanup();
+  });
+
+  it("records no span but passes an incoming traceparent on to the upstream unchanged", async () => {
+    const incoming = `00-${TRACE_ID}-${PARENT_SPAN}-01`;
+    expect(trace.getTracer("portcullis").startSpan("probe").isRecording()).toBe(false);
+    const result = await runtime.gateway.callTool(
+      runtime.localIdentity!,
+      "api__ping",
+      { who: "a" },
+      { traceparent: incoming },
+    );
+    expect(result.isError).toBeFalsy();
+    expect(upstream.requests.at(-1)!.headers.traceparent).toBe(incoming);
+  });
+
+  it("sends no traceparent when none came in", async () => {
+    const result = await runtime.gateway.callTool(runtime.localIdentity!, "api__ping", { who: "b" });
+    expect(result.isError).toBeFalsy();
+    expect(upstream.requests.at(-1)!.headers.traceparent).toBeUndefined();
   });
 });

@@ -162,6 +162,81 @@ describe("MCP over Streamable HTTP (real HTTP on port 0)", () => {
     await client.close();
   });
 
+  /**
+   * POSTs `body` in two writes `gapMs` apart, so the server sees the request before its body has
+   * ended; with Content-Length, or chunked.
+   */
+  function postInTwoParts(
+    body: string,
+    gapMs: number,
+    chunked = false,
+  ): Promise<{ status: number; body: string; session?: string }> {
+    return new Promise((resolve, reject) => {
+      const bytes = Buffer.from(body);
+      const req = request(
+        http.url,
+        {
+          method: "POST",
+          headers: chunked ? MCP_HEADERS : { ...MCP_HEADERS, "content-length": bytes.length },
+        },
+        (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => (text += c));
+          res.on("end", () => {
+            const session = res.headers["mcp-session-id"];
+            resolve({
+              status: res.statusCode!,
+              body: text,
+              ...(typeof session === "string" ? { session } : {}),
+            });
+          });
+        },
+      );
+      let answered = false;
+      req.on("response", () => (answered = true));
+      req.on("error", (err) => (answered ? undefined : reject(err)));
+      req.write(bytes.subarray(0, 40));
+      setTimeout(() => req.end(bytes.subarray(40)), gapMs);
+    });
+  }
+
+  it("reads a body that arrives in pieces, after the request itself", async () => {
+    const answer = await postInTwoParts(JSON.stringify(INIT), 150);
+    expect(answer.status).toBe(200);
+    expect(answer.session).toMatch(/^[0-9a-f-]{36}$/);
+    expect(JSON.parse(answer.body)).toMatchObject({
+      jsonrpc: "2.0",
+      id: INIT.id,
+      result: { serverInfo: {} },
+    });
+  });
+
+  it("refuses a chunked body that goes over the limit after the request arrived with 413", async () => {
+    const answer = await postInTwoParts(JSON.stringify({ ...INIT, padding: "x".repeat(5_000) }), 150, true);
+    expect(answer.status).toBe(413);
+    expect(answer.body).toContain("over the limit of 4096 bytes");
+  });
+
+  it("refuses a chunked body over the limit that arrived whole, in one segment, with 413", async () => {
+    const url = new URL(http.url);
+    const data = JSON.stringify({ ...INIT, padding: "x".repeat(5_000) });
+    const wire =
+      `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\ncontent-type: application/json\r\n` +
+      `accept: application/json, text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n` +
+      `${Buffer.byteLength(data).toString(16)}\r\n${data}\r\n0\r\n\r\n`;
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = tcpConnect(Number(url.port), url.hostname, () => socket.end(wire));
+      let text = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (c: string) => (text += c));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 413 /);
+    expect(reply).toContain("over the limit of 4096 bytes");
+  });
+
   it("refuses a request without a session that is not initialize with 400", async () => {
     const res = await fetch(http.url, {
       method: "POST",

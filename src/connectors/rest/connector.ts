@@ -75,7 +75,7 @@ export class RestConnector implements Connector {
     if (ctx.signal.aborted)
       throw transportError(where, classify(ctx.signal.reason, ctx.signal, false), budgetMs);
 
-    const { signal, dispose } = deadlineSignal(ctx.signal, budgetMs);
+    const { signal, dispose } = deadlineSignal(ctx, budgetMs);
     const deadline = Date.now() + budgetMs;
     const headers = this.baseHeaders(tool, ctx);
     const started = Date.now();
@@ -356,7 +356,21 @@ function tcpProbe(base: URL, timeoutMs: number): Promise<Health> {
  * runs out (as AbortSignal.timeout would), or with the caller's reason. One controller and one timer,
  * released by `dispose`: AbortSignal.any and AbortSignal.timeout cost several times more per call.
  */
-function deadlineSignal(parent: AbortSignal, budgetMs: number): { signal: AbortSignal; dispose: () => void } {
+const noop = (): void => {};
+
+/**
+ * The call's signal, bounded by the connector's budget. When the caller's signal already aborts by
+ * the time the budget would end (the gateway's call timer, `ctx.deadline`), it serves as it is: an
+ * AbortController, a timer and a listener fewer on every call.
+ */
+function deadlineSignal(
+  ctx: Pick<InvocationContext, "signal" | "deadline">,
+  budgetMs: number,
+): { signal: AbortSignal; dispose: () => void } {
+  const parent = ctx.signal;
+  if (ctx.deadline !== undefined && ctx.deadline <= performance.now() + budgetMs) {
+    return { signal: parent, dispose: noop };
+  }
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(parent.reason);
   const timer = setTimeout(
