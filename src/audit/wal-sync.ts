@@ -25,7 +25,9 @@ export const UNHURRIED_SYNC_MS = 2;
  * log's pages (SQLite still syncs around its own checkpoints and when the log restarts), and this
  * class fsyncs the log file afterwards. `syncNow` does it on the calling thread, for commits a
  * caller waits on: what synchronous=FULL did, and quicker here than a round trip to a thread
- * (~0.09 ms). `whenDurable` is for commits nobody waits on (an outcome record whose answer has
+ * (~0.09 ms) for a lone call. `durableSoon` fsyncs in libuv's thread pool, for a commit several
+ * callers wait on (calls running together): the event loop goes on serving and committing the next
+ * calls, which the next fsync covers. `whenDurable` is for commits nobody waits on (an outcome record whose answer has
  * gone): the next `syncNow` covers them, or, after UNHURRIED_SYNC_MS without one, an fsync in
  * libuv's thread pool, one at a time, each covering every commit made before it started. Such a
  * commit is in the operating system's hands at once, so a crash of the gateway loses nothing;
@@ -110,6 +112,20 @@ export class WalSync {
         // close() syncs what is left; the timer must not keep a finished process alive.
         this.timer.unref();
       }
+    });
+  }
+
+  /**
+   * Resolves once commit `n` is durable, by an fsync in the thread pool started now, or right
+   * after the one running (which may predate the commit) returns; or by a `syncNow` before either.
+   * Rejects with the fsync's error if that fails.
+   */
+  durableSoon(n: number): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
+    if (n <= this.durable) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ upTo: n, resolve, reject });
+      this.kick();
     });
   }
 

@@ -192,11 +192,14 @@ describe("audit log: records, chain and checkpoints", () => {
     expect(nextTurn).toBe(false);
     expect(commits).toHaveBeenCalledTimes(1);
 
-    // Queued for the next turn, then taken along by a `now` append: one commit, in append order.
+    // Queued for the next turn, then taken along by a `now` append: one commit, in append order,
+    // still on this turn. (Three callers wait on it, so its fsync runs in the thread pool.)
+    let commitsByNextTurn = -1;
+    setImmediate(() => (commitsByNextTurn = commits.mock.calls.length));
     const queued = [log.append(intent({ callId: "q-1" })), log.appendLater(() => intent({ callId: "q-2" }))];
     await log.append(intent({ callId: "now-2" }), { now: true });
-    expect(nextTurn).toBe(false);
     await Promise.all(queued);
+    expect(commitsByNextTurn).toBe(2);
     expect(commits).toHaveBeenCalledTimes(2);
 
     // Without `now`, one turn's appends wait for the next turn and share its commit.

@@ -155,6 +155,49 @@ describe("audit log: the write-ahead log is fsynced by the log, off the event lo
     expect(disk.calls).toEqual(["async", "async"]);
   });
 
+  it("records several callers wait for, committed together, are fsynced in the pool and answered only after it", async () => {
+    const disk = new HeldDisk();
+    const { log } = await openWith(disk);
+    disk.calls.length = 0;
+    // Appended on one turn (calls running together): one commit, two callers waiting on it.
+    const a = settledState(log.append(intent({ callId: "together-a" })));
+    const b = settledState(log.append(intent({ callId: "together-b" })));
+    await vi.waitFor(() => expect(disk.calls).toEqual(["async"]));
+    await turns();
+    expect([a(), b()]).toEqual(["pending", "pending"]); // committed, not yet durable
+    // The event loop is free meanwhile: the next pair commits, and waits for the next fsync.
+    const c = settledState(log.append(intent({ callId: "next-c" })));
+    const d = settledState(log.append(intent({ callId: "next-d" })));
+    await turns();
+    expect(log.store.db.prepare("SELECT count(*) AS n FROM records").get()).toEqual({ n: 4 });
+    expect(disk.calls).toEqual(["async"]); // one fsync at a time
+    await disk.release();
+    await turns();
+    expect([a(), b(), c(), d()]).toEqual(["fulfilled", "fulfilled", "pending", "pending"]);
+    expect(disk.calls).toEqual(["async", "async"]);
+    await disk.release();
+    await turns();
+    expect([c(), d()]).toEqual(["fulfilled", "fulfilled"]);
+  });
+
+  it("a failed pool fsync refuses every record of its group, and every record after", async () => {
+    const disk = new HeldDisk();
+    const { log } = await openWith(disk);
+    disk.failWith = Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" });
+    const a = log.append(intent({ callId: "group-a" }));
+    const b = log.append(intent({ callId: "group-b" }));
+    await disk.release();
+    for (const p of [a, b]) {
+      const err = await rejection(p);
+      expect(err.code).toBe("AUDIT_UNAVAILABLE");
+      expect(err.message).toContain("fsync of the write-ahead log failed (EIO)");
+    }
+    disk.failWith = undefined;
+    const after = await rejection(log.append(intent({ callId: "after" }), { now: true }));
+    expect(after.code).toBe("AUDIT_UNAVAILABLE");
+    expect(log.health().restartNeeded).toBe(true);
+  });
+
   it("an fsync on the thread answers the unhurried records still waiting for the pool's", async () => {
     const disk = new HeldDisk();
     const { log } = await openWith(disk);
