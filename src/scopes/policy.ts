@@ -77,8 +77,16 @@ function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
+/** Rate-limit keys by identity object: a session presents the same object on every call. */
+const identityKeys = new WeakMap<Identity, string>();
+
 function identityKey(identity: Identity): string {
-  return sha256(`${identity.issuer ?? ""}\n${identity.subject}`).slice(0, 32);
+  let key = identityKeys.get(identity);
+  if (key === undefined) {
+    key = sha256(`${identity.issuer ?? ""}\n${identity.subject}`).slice(0, 32);
+    identityKeys.set(identity, key);
+  }
+  return key;
 }
 
 function typesOf(schema: JsonSchema | undefined): Set<string> | undefined {
@@ -355,6 +363,7 @@ class Policy implements ScopePolicy {
 
   async admit(identity: Identity, tool: ToolDefinition, args: Record<string, unknown>): Promise<void> {
     const { grant, scope } = this.selectionFor(identity, tool, args);
+    if (!grant.rateLimit && !scope.rateLimit) return;
     const who = identityKey(identity);
     const buckets: (Bucket & { what: string; limitText: string })[] = [];
     if (grant.rateLimit) {
