@@ -199,6 +199,7 @@ describe("audit log: records, chain and checkpoints", () => {
     const queued = [log.append(intent({ callId: "q-1" })), log.appendLater(() => intent({ callId: "q-2" }))];
     await log.append(intent({ callId: "now-2" }), { now: true });
     await Promise.all(queued);
+    await new Promise((r) => setImmediate(r)); // the pool's fsync may have answered before that turn
     expect(commitsByNextTurn).toBe(2);
     expect(commits).toHaveBeenCalledTimes(2);
 
