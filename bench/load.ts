@@ -192,34 +192,15 @@ export async function callLatencies(
  * loop drifts by tens of percent within minutes, which would otherwise read as gateway overhead (or
  * hide it). Each block is still a tight loop of one kind of call, as when measured alone.
  */
-export async function pairedLatencies(
+export function pairedLatencies(
   client: Client,
   upstreamUrl: string,
   blocks: number,
   perBlock: number,
   session = 0,
 ): Promise<{ direct: number[]; gateway: number[] }> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  try {
-    for (let i = 0; i < 200; i++) await directGet(agent, upstreamUrl, `pair-warm-${i}`);
-    const direct: number[] = [];
-    const gateway: number[] = [];
-    for (let b = 0; b < blocks; b++) {
-      for (let i = 0; i < perBlock; i++) {
-        const t = performance.now();
-        await directGet(agent, upstreamUrl, `p-${b}-${i}`);
-        direct.push(performance.now() - t);
-      }
-      for (let i = 0; i < perBlock; i++) {
-        const t = performance.now();
-        await callItem(client, session, b * perBlock + i);
-        gateway.push(performance.now() - t);
-      }
-    }
-    return { direct, gateway };
-  } finally {
-    agent.destroy();
-  }
+  let i = 0;
+  return pairedCalls(() => callItem(client, session, i++), upstreamUrl, 200, blocks, perBlock);
 }
 
 /**

@@ -350,18 +350,7 @@ export class AuditLog extends AuditReader implements AuditSink {
     const n = wal.committedOne();
     let awaited = 0;
     for (const p of batch) if (!p.unhurried) awaited++;
-    if (awaited >= POOL_SYNC_MIN_AWAITED) {
-      wal.durableSoon(n).then(
-        () => {
-          for (const p of batch) p.resolve();
-        },
-        (err: unknown) => {
-          const failure = this.syncFailure(err);
-          for (const p of batch) p.reject(failure);
-        },
-      );
-      return;
-    }
+    if (awaited >= POOL_SYNC_MIN_AWAITED) return this.answerWhen(wal.durableSoon(n), batch);
     if (awaited > 0) {
       try {
         wal.syncNow();
@@ -373,7 +362,12 @@ export class AuditLog extends AuditReader implements AuditSink {
       for (const p of batch) p.resolve();
       return;
     }
-    wal.whenDurable(n).then(
+    this.answerWhen(wal.whenDurable(n), batch);
+  }
+
+  /** Answers every record of a committed batch when `durable` settles. */
+  private answerWhen(durable: Promise<void>, batch: readonly Ready[]): void {
+    durable.then(
       () => {
         for (const p of batch) p.resolve();
       },
