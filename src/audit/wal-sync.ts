@@ -26,12 +26,12 @@ export const UNHURRIED_SYNC_MS = 2;
  * class fsyncs the log file afterwards. `syncNow` does it on the calling thread, for commits a
  * caller waits on: what synchronous=FULL did, and quicker here than a round trip to a thread
  * (~0.09 ms) for a lone call. `durableSoon` fsyncs in libuv's thread pool, for a commit several
- * callers wait on (calls running together): the event loop goes on serving and committing the next
- * calls, which the next fsync covers. `whenDurable` is for commits nobody waits on (an outcome record whose answer has
- * gone): the next `syncNow` covers them, or, after UNHURRIED_SYNC_MS without one, an fsync in
- * libuv's thread pool, one at a time, each covering every commit made before it started. Such a
- * commit is in the operating system's hands at once, so a crash of the gateway loses nothing;
- * only a crash of the machine within that window could.
+ * callers wait on (calls running together): the event loop goes on serving and committing the
+ * next calls, which the next fsync covers. `whenDurable` is for commits nobody waits on (an
+ * outcome record whose answer has gone): the next `syncNow` covers them, or, after
+ * UNHURRIED_SYNC_MS without one, an fsync in libuv's thread pool, one at a time, each covering
+ * every commit made before it started. Such a commit is in the operating system's hands at once,
+ * so a crash of the gateway loses nothing; only a crash of the machine within that window could.
  *
  * The file descriptor stays valid: SQLite deletes the log only when its last connection closes,
  * and the writer's connection is open as long as this object is. fsync on any descriptor of a

@@ -351,17 +351,14 @@ function tcpProbe(base: URL, timeoutMs: number): Promise<Health> {
   });
 }
 
+const noop = (): void => {};
+
 /**
  * The call's signal cut to the connector's own budget: aborted with a TimeoutError when the budget
  * runs out (as AbortSignal.timeout would), or with the caller's reason. One controller and one timer,
  * released by `dispose`: AbortSignal.any and AbortSignal.timeout cost several times more per call.
- */
-const noop = (): void => {};
-
-/**
- * The call's signal, bounded by the connector's budget. When the caller's signal already aborts by
- * the time the budget would end (the gateway's call timer, `ctx.deadline`), it serves as it is: an
- * AbortController, a timer and a listener fewer on every call.
+ * When the caller's signal already aborts by the time the budget would end (the gateway's call
+ * timer, `ctx.deadline`), it serves as it is: a controller, a timer and a listener fewer per call.
  */
 function deadlineSignal(
   ctx: Pick<InvocationContext, "signal" | "deadline">,
