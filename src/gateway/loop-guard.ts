@@ -28,7 +28,7 @@ export const loopGuardSchema = z
       .max(10_000_000)
       .default(100_000)
       .describe(
-        "Distinct (identity, tool, arguments) combinations remembered at most; the least recently used is forgotten first. Bounds memory (about 300 bytes each: 30 MB at the default).",
+        "Distinct (identity, tool, arguments) combinations remembered at most; the least recently used is forgotten first. Bounds memory: about 110 bytes per key called once, 320 per key called again (11 MB at the default when the calls are distinct).",
       ),
   })
   .strict()
@@ -49,39 +49,50 @@ export interface LoopTicket {
 }
 
 /**
- * One (caller, tool, arguments) combination: the times of its last allowed calls, oldest first,
- * in a fixed ring, and its place in the least-recently-used list.
+ * A combination called more than once in the window: the times of its last allowed calls,
+ * oldest first, in a fixed ring.
  */
-interface Entry {
-  readonly key: string;
+interface Repeated {
   readonly times: number[];
   /** Index of the oldest time. */
   head: number;
   count: number;
-  /** Toward the least recently used end. */
-  older: Entry | undefined;
-  /** Toward the most recently used end. */
-  newer: Entry | undefined;
+  /** Its record in the use queue (see LoopGuard). */
+  seq: number;
 }
 
-/** Expired entries removed per call, so cleaning up never costs a call more than a constant. */
+/** Expired keys removed per call, so cleaning up never costs a call more than a constant. */
 const SWEEP_PER_CALL = 4;
+/** Superseded queue records skipped per call at most (they are skipped for free later). */
+const SKIP_PER_CALL = 32;
+/** Slack before the use queue is compacted (see `compact`). */
+const QUEUE_SLACK = 4_096;
 
 /**
  * Refuses the same identity calling the same tool with the same canonical arguments more than
  * `maxRepeats` times in any `windowSec` window: an agent stuck in a loop spends upstream capacity
  * and budget while making no progress. Refused calls are not counted, so `retryAfterMs` is exact.
  *
- * O(1) per call: a Map from key to entry plus a doubly linked list in order of last use (a Map's
- * own insertion order would do, but V8 makes reading its front slow after many deletions). The
- * least recently used end is swept of expired keys a few per call and capped at
- * `maxTrackedCalls`. Under a flood of distinct calls the cap may forget a key early; the guard
- * then fails open, which is acceptable for a loop detector (rate limits are the hard ceiling).
+ * O(1) per call, and small: under load almost every key is called once, so a key called once is
+ * only a Map entry from its key to a sequence number; a ring of times is kept only for keys
+ * called again (`Repeated`). The order of last use is a queue of records (key, time of the call)
+ * numbered by that sequence: using a key appends a record and supersedes the key's previous one.
+ * The front of the queue is the least recently used key, swept of expired keys a few per call
+ * and capped at `maxTrackedCalls`: about 110 bytes per key called once and 320 per key called
+ * again (263 for every key when each kept a ring and list links). Under a flood of distinct calls
+ * the cap may forget a key early; the guard then fails open, which is acceptable for a loop
+ * detector (rate limits are the hard ceiling).
  */
 export class LoopGuard {
-  private readonly entries = new Map<string, Entry>();
-  private oldest: Entry | undefined;
-  private newest: Entry | undefined;
+  /** Keys called once in the window → the sequence number of their record. */
+  private readonly once = new Map<string, number>();
+  private readonly repeated = new Map<string, Repeated>();
+  /** The use queue: record `seq` is at index `seq - base`; records before `front` are gone. */
+  private queueKeys: string[] = [];
+  /** The time of the key's call (once) when the record was written; unboxed doubles. */
+  private queueTimes: number[] = [];
+  private base = 0;
+  private front = 0;
   private readonly windowMs: number;
   private readonly now: () => number;
   private readonly logger: Logger | undefined;
@@ -98,7 +109,12 @@ export class LoopGuard {
 
   /** Keys currently remembered (for tests and diagnostics). */
   get size(): number {
-    return this.entries.size;
+    return this.once.size + this.repeated.size;
+  }
+
+  /** Records in the use queue, current and superseded (for tests and diagnostics). */
+  get queued(): number {
+    return this.queueKeys.length - this.front;
   }
 
   /**
@@ -111,40 +127,34 @@ export class LoopGuard {
     this.sweep(now);
     const key = callKey(subject, tool, args);
     const cap = this.config.maxRepeats;
-    let entry = this.entries.get(key);
+    const entry = this.repeated.get(key);
     if (entry) {
-      this.unlink(entry);
-    } else {
-      entry = {
-        key,
-        times: new Array<number>(cap).fill(0),
-        head: 0,
-        count: 0,
-        older: undefined,
-        newer: undefined,
-      };
-      this.entries.set(key, entry);
-    }
-    this.linkNewest(entry);
-    if (entry.count === cap) {
-      const oldest = entry.times[entry.head]!;
-      if (oldest > now - this.windowMs) {
-        const retryAfterMs = Math.max(1, Math.ceil(oldest + this.windowMs - now));
-        this.logger?.warn(
-          { subject, tool, callKey: key, repeats: cap, windowSec: this.config.windowSec },
-          "loop guard refused a repeated call",
-        );
-        throw new GatewayError(
-          "DENIED_LOOP",
-          `${tool} refused: the same call was made ${cap} times in ${this.config.windowSec} s; the agent may be stuck in a loop — change the arguments or stop (the same call is allowed again in ${Math.ceil(retryAfterMs / 1000)} s)`,
-          { details: { retryAfterMs } },
-        );
+      entry.seq = this.push(key, 0);
+      if (entry.count === cap) {
+        const oldest = entry.times[entry.head]!;
+        if (oldest > now - this.windowMs) this.refuse(subject, tool, key, oldest, now);
+        entry.times[entry.head] = now;
+        entry.head = (entry.head + 1) % cap;
+      } else {
+        entry.times[(entry.head + entry.count) % cap] = now;
+        entry.count++;
       }
-      entry.times[entry.head] = now;
-      entry.head = (entry.head + 1) % cap;
     } else {
-      entry.times[(entry.head + entry.count) % cap] = now;
-      entry.count++;
+      const seq = this.once.get(key);
+      const first = seq === undefined ? undefined : this.queueTimes[seq - this.base]!;
+      if (first === undefined || first <= now - this.windowMs) {
+        // New, or its only call has left the window: a first call again.
+        this.once.set(key, this.push(key, now));
+      } else if (cap === 1) {
+        this.once.set(key, this.push(key, first));
+        this.refuse(subject, tool, key, first, now);
+      } else {
+        this.once.delete(key);
+        const times = new Array<number>(cap).fill(0);
+        times[0] = first;
+        times[1] = now;
+        this.repeated.set(key, { times, head: 0, count: 2, seq: this.push(key, 0) });
+      }
     }
     this.enforceCap(now);
     return { key, at: now };
@@ -156,7 +166,12 @@ export class LoopGuard {
    */
   release(ticket: LoopTicket | undefined): void {
     if (!ticket) return;
-    const entry = this.entries.get(ticket.key);
+    const seq = this.once.get(ticket.key);
+    if (seq !== undefined) {
+      if (this.queueTimes[seq - this.base] === ticket.at) this.once.delete(ticket.key);
+      return;
+    }
+    const entry = this.repeated.get(ticket.key);
     if (!entry) return;
     const cap = this.config.maxRepeats;
     // Newest first: the ticket is almost always the latest call.
@@ -166,23 +181,83 @@ export class LoopGuard {
         entry.times[(entry.head + j) % cap] = entry.times[(entry.head + j + 1) % cap]!;
       }
       entry.count--;
-      if (entry.count === 0) this.remove(entry);
+      if (entry.count === 0) this.repeated.delete(ticket.key);
       return;
     }
   }
 
+  private refuse(subject: string, tool: string, key: string, oldest: number, now: number): never {
+    const cap = this.config.maxRepeats;
+    const retryAfterMs = Math.max(1, Math.ceil(oldest + this.windowMs - now));
+    this.logger?.warn(
+      { subject, tool, callKey: printableKey(key), repeats: cap, windowSec: this.config.windowSec },
+      "loop guard refused a repeated call",
+    );
+    throw new GatewayError(
+      "DENIED_LOOP",
+      `${tool} refused: the same call was made ${cap} times in ${this.config.windowSec} s; the agent may be stuck in a loop — change the arguments or stop (the same call is allowed again in ${Math.ceil(retryAfterMs / 1000)} s)`,
+      { details: { retryAfterMs } },
+    );
+  }
+
+  /** Appends a use record for `key` and returns its sequence number. */
+  private push(key: string, time: number): number {
+    if (this.queueKeys.length - this.front > 2 * this.size + QUEUE_SLACK) this.compact();
+    this.queueKeys.push(key);
+    this.queueTimes.push(time);
+    return this.base + this.queueKeys.length - 1;
+  }
+
+  /**
+   * The least recently used key's record, after skipping superseded records at the front:
+   * `once` for a key called once, its entry for a repeated key; undefined when the queue is empty
+   * or the skip budget ran out.
+   */
+  private oldest(skips: number): { key: string; time: number; entry: Repeated | undefined } | undefined {
+    for (; this.front < this.queueKeys.length; this.drop()) {
+      const key = this.queueKeys[this.front]!;
+      const seq = this.base + this.front;
+      if (this.once.get(key) === seq) return { key, time: this.queueTimes[this.front]!, entry: undefined };
+      const entry = this.repeated.get(key);
+      if (entry?.seq === seq) return { key, time: newest(entry, this.config.maxRepeats), entry };
+      if (--skips < 0) return undefined;
+    }
+    return undefined;
+  }
+
+  /** Forgets the front record (its key, if it was the key's current record, is removed by the caller). */
+  private drop(): void {
+    this.queueKeys[this.front] = "";
+    this.front++;
+    if (this.front >= QUEUE_SLACK && this.front * 2 >= this.queueKeys.length) {
+      this.queueKeys.splice(0, this.front);
+      this.queueTimes.splice(0, this.front);
+      this.base += this.front;
+      this.front = 0;
+    }
+  }
+
+  private forget(oldest: { key: string; entry: Repeated | undefined }): void {
+    if (oldest.entry) this.repeated.delete(oldest.key);
+    else this.once.delete(oldest.key);
+    this.drop();
+  }
+
   /** Drops keys at the least recently used end whose newest call has left the window. */
   private sweep(now: number): void {
-    for (let i = 0; i < SWEEP_PER_CALL && this.oldest && this.expired(this.oldest, now); i++) {
-      this.remove(this.oldest);
+    for (let i = 0; i < SWEEP_PER_CALL; i++) {
+      const oldest = this.oldest(SKIP_PER_CALL);
+      if (!oldest || oldest.time > now - this.windowMs) return;
+      this.forget(oldest);
     }
   }
 
   private enforceCap(now: number): void {
-    while (this.entries.size > this.config.maxTrackedCalls && this.oldest) {
-      const victim = this.oldest;
-      this.remove(victim);
-      if (!this.expired(victim, now) && now - this.lastEvictionWarning > 60_000) {
+    while (this.size > this.config.maxTrackedCalls) {
+      const victim = this.oldest(Infinity);
+      if (!victim) return;
+      this.forget(victim);
+      if (victim.time > now - this.windowMs && now - this.lastEvictionWarning > 60_000) {
         this.lastEvictionWarning = now;
         this.logger?.warn(
           { maxTrackedCalls: this.config.maxTrackedCalls },
@@ -192,32 +267,35 @@ export class LoopGuard {
     }
   }
 
-  private expired(entry: Entry, now: number): boolean {
-    if (entry.count === 0) return true;
-    const newest = entry.times[(entry.head + entry.count - 1) % this.config.maxRepeats]!;
-    return newest <= now - this.windowMs;
+  /**
+   * Rewrites the queue with only the current records, in order (superseded records between
+   * current ones are not reached by the front until the window passes; a looping agent being
+   * refused writes one per call). Runs when the queue is twice the keys plus slack: amortised O(1).
+   */
+  private compact(): void {
+    const keys: string[] = [];
+    const times: number[] = [];
+    for (let i = this.front; i < this.queueKeys.length; i++) {
+      const key = this.queueKeys[i]!;
+      const seq = this.base + i;
+      const next = this.base + keys.length;
+      if (this.once.get(key) === seq) this.once.set(key, next);
+      else {
+        const entry = this.repeated.get(key);
+        if (entry?.seq !== seq) continue;
+        entry.seq = next;
+      }
+      keys.push(key);
+      times.push(this.queueTimes[i]!);
+    }
+    this.queueKeys = keys;
+    this.queueTimes = times;
+    this.front = 0;
   }
+}
 
-  private remove(entry: Entry): void {
-    this.unlink(entry);
-    this.entries.delete(entry.key);
-  }
-
-  private unlink(entry: Entry): void {
-    if (entry.older) entry.older.newer = entry.newer;
-    else this.oldest = entry.newer;
-    if (entry.newer) entry.newer.older = entry.older;
-    else this.newest = entry.older;
-    entry.older = entry.newer = undefined;
-  }
-
-  private linkNewest(entry: Entry): void {
-    entry.older = this.newest;
-    entry.newer = undefined;
-    if (this.newest) this.newest.newer = entry;
-    else this.oldest = entry;
-    this.newest = entry;
-  }
+function newest(entry: Repeated, cap: number): number {
+  return entry.count === 0 ? -Infinity : entry.times[(entry.head + entry.count - 1) % cap]!;
 }
 
 /**
@@ -238,5 +316,12 @@ export function callKey(subject: string, tool: string, args: Record<string, unkn
     // Arguments reach us as parsed JSON, so this is defensive: never let the guard break a call.
     canonical = undefined;
   }
-  return hash("sha256", canonical ?? safeJson([subject, tool, args]), "base64url");
+  // The digest's 32 bytes as a one-byte string (32 characters, not base64url's 43): one is kept per
+  // key, and a key is printed only in a rare log line (`printableKey`).
+  return hash("sha256", canonical ?? safeJson([subject, tool, args]), "latin1");
+}
+
+/** A call key as it appears in logs: base64url. */
+export function printableKey(key: string): string {
+  return Buffer.from(key, "latin1").toString("base64url");
 }

@@ -1,3 +1,4 @@
+import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { GatewayError, type Identity } from "../../src/core/index.js";
 import {
@@ -5,6 +6,7 @@ import {
   LoopGuard,
   loopGuardSchema,
   loopSubject,
+  printableKey,
   type LoopGuardConfig,
 } from "../../src/gateway/loop-guard.js";
 
@@ -139,6 +141,24 @@ describe("LoopGuard", () => {
     }
   });
 
+  it("logs a refusal with the call key in base64url, never the arguments", () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const guard = new LoopGuard(loopGuardSchema.parse({ maxRepeats: 1 }), { logger });
+    const args = { card: "4111 1111 1111 1111" };
+    guard.check("alice", "t", args);
+    expect(() => guard.check("alice", "t", args)).toThrow(GatewayError);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      msg: "loop guard refused a repeated call",
+      subject: "alice",
+      tool: "t",
+    });
+    expect(lines[0]!.callKey).toBe(printableKey(callKey("alice", "t", args)));
+    expect(lines[0]!.callKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(JSON.stringify(lines)).not.toContain("4111");
+  });
+
   it("does nothing when disabled", () => {
     const { guard } = clocked({ enabled: false, maxRepeats: 1 });
     for (let i = 0; i < 10; i++) expect(guard.check("s", "t", {})).toBeUndefined();
@@ -165,6 +185,18 @@ describe("LoopGuard memory", () => {
     guard.check("looping", "t", {});
   });
 
+  it("counts a repeated key's every call as a use, so a key in a loop stays remembered", () => {
+    const { guard } = clocked({ maxRepeats: 3, maxTrackedCalls: 100 });
+    guard.check("looping", "t", {});
+    guard.check("looping", "t", {});
+    for (let i = 0; i < 99; i++) guard.check("s", "t", { i });
+    expect(guard.size).toBe(100);
+    guard.check("looping", "t", {}); // now the most recently used
+    for (let i = 99; i < 198; i++) guard.check("s", "t", { i });
+    expect(guard.size).toBe(100);
+    expect(refusal(() => guard.check("looping", "t", {})).code).toBe("DENIED_LOOP");
+  });
+
   it("drops keys whose calls have left the window, a few per call", () => {
     const { guard, advance } = clocked({ maxRepeats: 3, windowSec: 1 });
     for (let i = 0; i < 1_000; i++) guard.check("s", "t", { i });
@@ -173,6 +205,131 @@ describe("LoopGuard memory", () => {
     for (let i = 0; i < 300; i++) guard.check("fresh", "t", { i });
     // Each call sweeps up to 4 expired keys: 300 calls remove all 1,000 old ones.
     expect(guard.size).toBe(300);
+  });
+});
+
+/**
+ * The rule as plainly as it can be written: every allowed call's time per key, all kept, and a
+ * call is refused when `maxRepeats` allowed calls of its key are already inside the window.
+ */
+class ReferenceGuard {
+  private readonly calls = new Map<string, number[]>();
+  constructor(
+    private readonly maxRepeats: number,
+    private readonly windowMs: number,
+  ) {}
+
+  check(key: string, now: number): { at: number } | { retryAfterMs: number } {
+    const times = this.calls.get(key) ?? [];
+    const inWindow = times.filter((t) => t > now - this.windowMs);
+    if (inWindow.length >= this.maxRepeats) {
+      const oldestCounted = inWindow[inWindow.length - this.maxRepeats]!;
+      return { retryAfterMs: Math.max(1, Math.ceil(oldestCounted + this.windowMs - now)) };
+    }
+    times.push(now);
+    this.calls.set(key, times);
+    return { at: now };
+  }
+
+  release(key: string, at: number): void {
+    const times = this.calls.get(key);
+    const i = times?.lastIndexOf(at) ?? -1;
+    if (i >= 0) times!.splice(i, 1);
+  }
+}
+
+/** A small deterministic generator (mulberry32), so a failure names a seed that reproduces it. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+describe("LoopGuard against the plain rule", () => {
+  for (const [seed, maxRepeats] of [
+    [1, 1],
+    [2, 2],
+    [3, 3],
+    [4, 5],
+    [5, 2],
+  ] as const) {
+    it(`decides every call as the reference does (seed ${seed}, maxRepeats ${maxRepeats})`, () => {
+      const rnd = random(seed);
+      const { guard, advance } = clocked({ maxRepeats, windowSec: 1, maxTrackedCalls: 1_000_000 });
+      const reference = new ReferenceGuard(maxRepeats, 1_000);
+      let now = 1_000_000;
+      const tickets: { args: { k: number }; at: number; ticket: ReturnType<LoopGuard["check"]> }[] = [];
+      let refused = 0;
+      let allowed = 0;
+      let maxQueued = 0;
+      for (let op = 0; op < 40_000; op++) {
+        // Bursts on one key with a nearly still clock (a looping agent: enough refusals within
+        // the window that the use queue must compact itself), and spells of many keys.
+        const burst = op % 10_000 < 5_000;
+        const args = { k: burst ? 0 : Math.floor(rnd() * 12) };
+        const step = burst ? (rnd() < 0.9 ? 0 : 1) : Math.floor(rnd() * 120);
+        advance(step);
+        now += step;
+        if (!burst && rnd() < 0.15 && tickets.length > 0) {
+          const t = tickets.splice(Math.floor(rnd() * tickets.length), 1)[0]!;
+          guard.release(t.ticket);
+          reference.release(JSON.stringify(t.args), t.at);
+          continue;
+        }
+        const expected = reference.check(JSON.stringify(args), now);
+        let got: { at: number } | { retryAfterMs: number };
+        try {
+          const ticket = guard.check("agent", "t", args);
+          tickets.push({ args, at: now, ticket });
+          if (tickets.length > 50) tickets.shift();
+          got = { at: ticket!.at };
+          allowed++;
+        } catch (err) {
+          got = (err as GatewayError).details as { retryAfterMs: number };
+          refused++;
+        }
+        maxQueued = Math.max(maxQueued, guard.queued);
+        if (JSON.stringify(got) !== JSON.stringify(expected)) {
+          expect({ op, args, got }).toEqual({ op, args, got: expected });
+        }
+      }
+      // Both outcomes were exercised, and the refused bursts made the queue compact itself.
+      expect(refused).toBeGreaterThan(1_000);
+      expect(allowed).toBeGreaterThan(1_000);
+      expect(maxQueued).toBeGreaterThan(4_096);
+      expect(maxQueued).toBeLessThanOrEqual(2 * 12 + 4_096 + 1);
+    });
+  }
+
+  it("keeps its use queue bounded while a looping agent is refused over and over", () => {
+    const { guard, advance } = clocked({ maxRepeats: 1, windowSec: 3_600 });
+    guard.check("other", "t", {}); // the least recently used key: it holds the queue's front
+    guard.check("looping", "t", {});
+    let refused = 0;
+    let maxQueued = 0;
+    for (let i = 0; i < 20_000; i++) {
+      try {
+        guard.check("looping", "t", {});
+      } catch (err) {
+        if ((err as GatewayError).code === "DENIED_LOOP") refused++;
+      }
+      maxQueued = Math.max(maxQueued, guard.queued);
+      advance(1);
+    }
+    expect(refused).toBe(20_000);
+    expect(guard.size).toBe(2);
+    expect(maxQueued).toBe(2 * 2 + 4_096 + 1);
+    // Compaction kept both keys and their first calls' times.
+    expect(refusal(() => guard.check("other", "t", {})).details).toEqual({
+      retryAfterMs: 3_600_000 - 20_000,
+    });
+    expect(refusal(() => guard.check("looping", "t", {})).details).toEqual({
+      retryAfterMs: 3_600_000 - 20_000,
+    });
   });
 });
 
