@@ -316,9 +316,9 @@ export function callKey(subject: string, tool: string, args: Record<string, unkn
     // Arguments reach us as parsed JSON, so this is defensive: never let the guard break a call.
     canonical = undefined;
   }
-  // The digest's 32 bytes as a one-byte string (32 characters, not base64url's 43): one is kept per
-  // key, and a key is printed only in a rare log line (`printableKey`).
-  return hash("sha256", canonical ?? safeJson([subject, tool, args]), "latin1");
+  // The digest's 32 bytes as a one-byte string ("binary" is latin1): 32 characters, not base64url's
+  // 43. One is kept per key; a key is printed only in a rare log line (`printableKey`).
+  return hash("sha256", canonical ?? safeJson([subject, tool, args]), "binary");
 }
 
 /** A call key as it appears in logs: base64url. */
