@@ -308,6 +308,8 @@ export async function throughput(
   durationMs: number,
   gatewayPid: number,
   onTick?: () => void,
+  /** Session numbers in the call arguments start here: phases on one gateway must not repeat calls. */
+  firstSession = 1000 + sessions * 10,
 ): Promise<ThroughputResult> {
   const clients = await Promise.all(
     Array.from({ length: sessions }, (_, s) => connectHttp(url, `bench-${sessions}-${s}`)),
@@ -328,7 +330,7 @@ export async function throughput(
         for (let i = 0; performance.now() < deadline; i++) {
           const t = performance.now();
           try {
-            await callItem(client, 1000 + sessions * 10 + s, i);
+            await callItem(client, firstSession + s, i);
             calls++;
             latencies.push(performance.now() - t);
           } catch (err) {

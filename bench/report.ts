@@ -74,6 +74,18 @@ export interface BenchResults {
   /** Sequential HTTP calls with audit.outcomeBeforeAnswer: each answer held for both commits. */
   httpStrict: LatencySummary;
   throughput: ThroughputLine[];
+  /**
+   * 64 sessions on the same gateway for longer than the loop guard's window, so that its state
+   * (one key per distinct call, up to maxTrackedCalls) and the heap reach their steady size.
+   */
+  sustained: {
+    sessions: number;
+    durationMs: number;
+    callsPerSecond: number;
+    errors: number;
+    maxRssBytes: number;
+    endRssBytes: number;
+  };
   rssIdleBytes: number;
   rssStdioBytes: number;
   lists: ListLine[];
@@ -263,6 +275,12 @@ export function renderResults(r: BenchResults): string {
   out.push(`- RSS of the HTTP gateway at idle (after warm-up): ${mb(r.rssIdleBytes)}`);
   out.push(
     `- RSS of the HTTP gateway under load: ${mb(Math.max(...r.throughput.map((t) => t.maxRssBytes)))} (max sampled every 250 ms)`,
+  );
+  const sus = r.sustained;
+  out.push(
+    `- RSS of the HTTP gateway under sustained load (${sus.sessions} sessions for ${ms(sus.durationMs / 1000, 0).replace(" ms", " s")}, ` +
+      `past the loop guard's 60 s window, every call distinct): max ${mb(sus.maxRssBytes)}, ${mb(sus.endRssBytes)} at the end; ` +
+      `${int(sus.callsPerSecond)} calls/s, ${sus.errors} errors`,
   );
   out.push(`- RSS of the stdio gateway after its latency run: ${mb(r.rssStdioBytes)}`);
   out.push(
