@@ -278,7 +278,7 @@ export function renderResults(r: BenchResults): string {
   );
   const sus = r.sustained;
   out.push(
-    `- RSS of the HTTP gateway under sustained load (${sus.sessions} sessions for ${ms(sus.durationMs / 1000, 0).replace(" ms", " s")}, ` +
+    `- RSS of the HTTP gateway under sustained load (${sus.sessions} sessions for ${Math.round(sus.durationMs / 1000)} s, ` +
       `past the loop guard's 60 s window, every call distinct): max ${mb(sus.maxRssBytes)}, ${mb(sus.endRssBytes)} at the end; ` +
       `${int(sus.callsPerSecond)} calls/s, ${sus.errors} errors`,
   );
