@@ -18,6 +18,11 @@ export default tseslint.config(
     languageOptions: { globals: { process: "readonly" } },
   },
   {
+    // Plain JavaScript the benchmark preloads into a gateway child (node --import).
+    files: ["bench/**/*.mjs"],
+    languageOptions: { globals: { process: "readonly", URL: "readonly", performance: "readonly" } },
+  },
+  {
     files: ["test/**", "bench/**", "scripts/**"],
     rules: { "no-console": "off" },
   },

@@ -35,6 +35,21 @@ export interface Target {
   pass: boolean;
 }
 
+/** What bench/stage-timer.mjs writes: per stage of a call, p50 and mean in microseconds. */
+export interface StageReport {
+  calls: number;
+  totalP50Us: number;
+  stages: {
+    from: string;
+    to: string;
+    what: string;
+    host: boolean;
+    n: number;
+    p50Us: number;
+    meanUs: number;
+  }[];
+}
+
 export interface BenchResults {
   command: string;
   gatewayCommand: string;
@@ -70,6 +85,8 @@ export interface BenchResults {
   /** The HTTP gateway called with raw JSON-RPC POSTs (no SDK client), with its alternating direct calls. */
   httpRaw: { direct: LatencySummary; gateway: LatencySummary };
   httpSplit?: TimeSplit;
+  /** One sequential call's stages inside the HTTP gateway, time-stamped (bench/stage-timer.mjs). */
+  stages?: StageReport;
   stdio: LatencySummary;
   /** Sequential HTTP calls with audit.outcomeBeforeAnswer: each answer held for both commits. */
   httpStrict: LatencySummary;
@@ -92,6 +109,31 @@ export interface BenchResults {
   startup: { readyMs: number[]; firstListMs: number[]; tools: number };
   targets: Target[];
   profiles: { why: string; summary: ProfileSummary }[];
+}
+
+/** The stage table: where one sequential call's time goes inside the HTTP gateway. */
+function renderStages(st: StageReport): string[] {
+  const us = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} µs` : "—");
+  const sum = (host: boolean) => st.stages.filter((s) => s.host === host).reduce((a, s) => a + s.p50Us, 0);
+  const out = [
+    `Where one call's time goes inside the HTTP gateway (bench/stage-timer.mjs: time stamps at each stage of ${int(st.calls)} ` +
+      `sequential calls after the warm-up; p50 of each stage, so the rows need not add up to the p50 of the whole, ${us(st.totalP50Us)} from request read to answer written):`,
+    "",
+    "| stage | what runs | p50 | mean | decided by |",
+    "| --- | --- | --- | --- | --- |",
+  ];
+  for (const s of st.stages) {
+    const missing = s.n < st.calls * 0.9 ? ` (stamped in ${int(s.n)} calls only)` : "";
+    out.push(
+      `| ${s.from} → ${s.to} | ${s.what}${missing} | ${us(s.p50Us)} | ${us(s.meanUs)} | ${s.host ? "the host" : "the gateway's code"} |`,
+    );
+  }
+  out.push(
+    "",
+    `The gateway's own stages add up to ${us(sum(false))} at p50; the host's two waits (the fsync, the upstream process) to ${us(sum(true))}. ` +
+      `Not in the table: the client's side and the wake-up of the gateway's process when a request arrives.`,
+  );
+  return out;
 }
 
 const BEGIN = "<!-- bench:results:begin (written by `npm run bench`; edit outside these markers) -->";
@@ -231,6 +273,7 @@ export function renderResults(r: BenchResults): string {
         `the rest of the client-measured time is the MCP transport (HTTP, JSON-RPC, SDK) on both sides.`,
     );
   }
+  if (r.stages) out.push("", ...renderStages(r.stages));
   out.push("");
 
   out.push("### Throughput, Streamable HTTP, audited (one MCP session per concurrent agent)", "");

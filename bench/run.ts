@@ -11,9 +11,10 @@
  *   BENCH_PROFILE=always|never         profile regardless of the targets (default: only on a miss)
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { createBenchDeployment, type BenchDeployment, type DeploymentShape } from "./deployment.js";
 import {
@@ -47,6 +48,7 @@ import {
   writeBenchmarksFile,
   type BenchResults,
   type ListLine,
+  type StageReport,
   type Target,
   type ThroughputLine,
 } from "./report.js";
@@ -289,6 +291,47 @@ async function profileUnder(
   }
 }
 
+/**
+ * One sequential session against a gateway that time-stamps each call's stages
+ * (bench/stage-timer.mjs): where a call's time goes inside the gateway, stage by stage. Its own
+ * gateway, so that the stamps never touch the latency rows.
+ */
+async function measureStages(upstream: Upstream): Promise<StageReport> {
+  const dir = mkdtempSync(join(tmpdir(), "portcullis-bench-stages-"));
+  const file = join(dir, "stages.json");
+  const timer = pathToFileURL(join(REPO_ROOT, "bench/stage-timer.mjs")).href;
+  const cmd = gatewayCommand(REPO_ROOT, ["--import", timer]);
+  // The child inherits the environment: this names the file its summaries go to.
+  process.env.PORTCULLIS_BENCH_STAGES = file;
+  try {
+    return await withGateway(cmd, { kind: "calls" }, upstream, async (gw) => {
+      const client = await connectHttp(gw.url, "bench-stages");
+      const collect = async (): Promise<StageReport> => {
+        rmSync(file, { force: true });
+        process.kill(gw.pid, "SIGUSR2");
+        for (let waited = 0; !existsSync(file); waited += 20) {
+          if (waited > 5_000) throw new Error("the stage-timed gateway wrote no summary");
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        // Written in one call; a read right after creation may still catch it empty.
+        await new Promise((r) => setTimeout(r, 50));
+        return JSON.parse(readFileSync(file, "utf8")) as StageReport;
+      };
+      try {
+        await callLatencies(client, S.warmup, 0, 11);
+        await collect();
+        await callLatencies(client, 0, S.latencyCalls, 12);
+        return await collect();
+      } finally {
+        await client.close();
+      }
+    });
+  } finally {
+    delete process.env.PORTCULLIS_BENCH_STAGES;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** A path's latency calls in blocks alternating with direct calls (see pairedLatencies). */
 function paired(client: Client, upstream: Upstream): Promise<{ direct: number[]; gateway: number[] }> {
   const blocks = S.latencyBlocks;
@@ -456,6 +499,11 @@ async function main(): Promise<void> {
       return { http, httpDirect, httpSplit, httpRaw, rssIdleBytes, lines, sustained };
     });
 
+    log("inside the gateway: one sequential call's stages, time-stamped…");
+    const stages = await measureStages(upstream);
+    for (const st of stages.stages)
+      log(`  ${st.from} → ${st.to}: p50 ${Math.round(st.p50Us)} µs${st.host ? " (host)" : ""}`);
+
     log("gateway over stdio…");
     const dep = createBenchDeployment({ kind: "calls" }, upstream.url);
     let stdio: LatencySummary;
@@ -527,6 +575,7 @@ async function main(): Promise<void> {
       httpRaw: callPhase.httpRaw,
       directAlongside: { http: callPhase.httpDirect, stdio: stdioDirect, httpStrict: httpStrictDirect },
       ...(callPhase.httpSplit ? { httpSplit: callPhase.httpSplit } : {}),
+      stages,
       stdio,
       httpStrict,
       throughput: callPhase.lines,
