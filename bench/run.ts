@@ -313,8 +313,6 @@ async function measureStages(upstream: Upstream): Promise<StageReport> {
           if (waited > 5_000) throw new Error("the stage-timed gateway wrote no summary");
           await new Promise((r) => setTimeout(r, 20));
         }
-        // Written in one call; a read right after creation may still catch it empty.
-        await new Promise((r) => setTimeout(r, 50));
         return JSON.parse(readFileSync(file, "utf8")) as StageReport;
       };
       try {

@@ -11,7 +11,7 @@
  * over. A method it cannot find stops the gateway at startup: a renamed method must not quietly
  * turn into an empty row.
  */
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 
@@ -172,11 +172,13 @@ process.on("SIGUSR2", () => {
     .filter(Number.isFinite)
     .sort((a, b) => a - b);
   writeFileSync(
-    out,
+    `${out}.tmp`,
     JSON.stringify({
       calls: calls.length,
       stages,
       totalP50Us: (totals[Math.floor((totals.length - 1) / 2)] ?? NaN) * 1000,
     }),
   );
+  // Renamed into place, so the reader never sees a half-written file.
+  renameSync(`${out}.tmp`, out);
 });
