@@ -433,19 +433,17 @@ export class Gateway {
     const timeoutMs = tool.timeoutMs;
     const onAbort = (): void => controller.abort(options.signal?.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
-    let timer: NodeJS.Timeout | undefined;
     const deadline = performance.now() + timeoutMs;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const err = new GatewayError(
+    // The budget's end aborts the call with its own reason, so one listener settles both ways out.
+    const timer = setTimeout(() => {
+      controller.abort(
+        new GatewayError(
           "UPSTREAM_TIMEOUT",
           `connector "${tool.connector.name}" (${tool.connector.kind}) did not answer within ${timeoutMs} ms`,
-        );
-        controller.abort(err);
-        reject(err);
-      }, timeoutMs);
-    });
-    const cancelled = new Promise<never>((_, reject) => {
+        ),
+      );
+    }, timeoutMs);
+    const stopped = new Promise<never>((_, reject) => {
       controller.signal.addEventListener(
         "abort",
         () =>
@@ -478,7 +476,7 @@ export class Gateway {
         : tool.connector.invoke(call, ctx(controller.signal));
       // A connector that ignores its signal must not hold the agent past the budget.
       work.catch(() => undefined);
-      return await Promise.race([work, timeout, cancelled]);
+      return await Promise.race([work, stopped]);
     } catch (err) {
       throw toError(err, "UPSTREAM_ERROR", tool);
     } finally {
