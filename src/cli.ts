@@ -7,7 +7,7 @@ import { createLogger, safeJson, type Identity, type Logger } from "./core/index
 import type { DemoBackend } from "./demo/index.js";
 import type { RunningHttpServer } from "./server/http.js";
 import { startHttp } from "./server/serve-http.js";
-import { tuneHeapGrowth } from "./server/heap.js";
+import { capYoungGeneration, tuneHeapGrowth, youngGenerationCap } from "./server/heap.js";
 import { describeStartupError, startRuntime, type Runtime } from "./server/runtime.js";
 import { serveStdio, stdioIdentity } from "./server/stdio.js";
 import { startTracing } from "./server/tracing.js";
@@ -119,7 +119,17 @@ async function prepare(
 
 async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
   const { values } = flags(argv, { http: { type: "boolean" }, stdio: { type: "boolean" } });
-  const { loaded, logger, demo } = await prepare(env, false);
+  // Before the registry loads: the cap can stop the young generation growing, not shrink it.
+  const youngCapMb = youngGenerationCap();
+  const uncapYoung = youngCapMb === undefined ? undefined : capYoungGeneration(youngCapMb);
+  let prepared: Awaited<ReturnType<typeof prepare>>;
+  try {
+    prepared = await prepare(env, false);
+  } catch (err) {
+    uncapYoung?.();
+    throw err;
+  }
+  const { loaded, logger, demo } = prepared;
   const { config } = loaded;
   const mode = values.stdio
     ? "stdio"
@@ -136,11 +146,18 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
   } catch (err) {
     await tracing?.shutdown();
     await demo?.close();
+    uncapYoung?.();
     throw err;
   }
   // After start-up: loading a large registry is one burst that V8's own growth handles better.
   const heapFlag = tuneHeapGrowth();
-  logger.debug({ v8: heapFlag ?? "as given by the operator" }, "heap growth");
+  logger.info(
+    {
+      heapGrowth: heapFlag ?? "as given by the operator",
+      youngGenerationMb: youngCapMb ?? "as given by the operator",
+    },
+    "V8 heap tuned",
+  );
 
   let http: RunningHttpServer | undefined;
   let stdio: Awaited<ReturnType<typeof serveStdio>> | undefined;
@@ -159,6 +176,7 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
   } catch (err) {
     await runtime.close();
     await demo?.close();
+    uncapYoung?.();
     throw err;
   }
 
@@ -174,6 +192,7 @@ async function serveCommand(argv: string[], env: CliEnv): Promise<number> {
     logger.debug("runtime closed");
     await demo?.close();
     await tracing?.shutdown();
+    uncapYoung?.();
     logger.flush();
   };
 

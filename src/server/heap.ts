@@ -1,4 +1,5 @@
-import { setFlagsFromString } from "node:v8";
+import { PerformanceObserver } from "node:perf_hooks";
+import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
 
 /**
  * How far V8 lets the old generation grow past what the last full GC kept alive, in percent.
@@ -35,4 +36,60 @@ export function tuneHeapGrowth(): string | undefined {
   const flag = heapGrowthFlag();
   if (flag) setFlagsFromString(flag);
   return flag;
+}
+
+/**
+ * The most `serve` lets V8's young generation (its new space: two semi-spaces) grow to, in MB.
+ * V8 doubles the new space whenever much of it survives scavenges, up to 32 MB on a 64-bit machine
+ * with this much memory; a busy gateway gets there within seconds, and all 32 MB stays resident.
+ * Capped at 16 MB, RSS under 64 busy sessions peaked 11–16 MB lower (157–162 against 171–173 MB,
+ * paired runs) for ~2–3 % fewer calls/s; at 8 MB it fell by ~25 MB but cost 15 % of the calls/s.
+ */
+export const DEFAULT_YOUNG_GENERATION_MB = 16;
+
+const YOUNG_GENERATION_FLAG =
+  /^--(?:(?:max|min)[-_]semi[-_]space[-_]size|semi[-_]space[-_]growth[-_]factor)(?:=|$)/;
+
+/**
+ * The young generation's cap in MB for this process, or undefined when the operator sized it
+ * themselves (`--max-semi-space-size`, `--min-semi-space-size` or `--semi-space-growth-factor`,
+ * on the command line or in NODE_OPTIONS).
+ */
+export function youngGenerationCap(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions: string | undefined = process.env.NODE_OPTIONS,
+): number | undefined {
+  const given = [...execArgv, ...(nodeOptions ?? "").split(/\s+/)];
+  if (given.some((arg) => YOUNG_GENERATION_FLAG.test(arg))) return undefined;
+  return DEFAULT_YOUNG_GENERATION_MB;
+}
+
+/**
+ * Keeps the new space at or under `capMb` without a command-line flag (a heap's size limits are
+ * fixed when the process starts). V8 reads its growth factor each time it grows the new space, so
+ * after every garbage collection this sets the factor to 1 (no growth) once the new space has
+ * reached the cap, and back to V8's 2 when V8 has shrunk it (as it does when allocation slows).
+ * It can only stop growth, so it is installed before the registry loads. Returns the stop function.
+ */
+export function capYoungGeneration(capMb: number): () => void {
+  const capBytes = capMb * 1024 * 1024;
+  let factor = 2;
+  const check = (): void => {
+    const want = newSpaceBytes() >= capBytes ? 1 : 2;
+    if (want === factor) return;
+    factor = want;
+    setFlagsFromString(`--semi-space-growth-factor=${want}`);
+  };
+  check();
+  const observer = new PerformanceObserver(check);
+  observer.observe({ entryTypes: ["gc"] });
+  return () => {
+    observer.disconnect();
+    if (factor !== 2) setFlagsFromString("--semi-space-growth-factor=2");
+  };
+}
+
+/** The new space's current size (both semi-spaces), in bytes. */
+export function newSpaceBytes(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? 0;
 }

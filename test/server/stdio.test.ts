@@ -3,6 +3,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { DEFAULT_HEAP_GROWING_PERCENT, DEFAULT_YOUNG_GENERATION_MB } from "../../src/server/heap.js";
 import { cliCommand, createDeployment, type Deployment } from "../helpers/deployment.js";
 
 describe("MCP over stdio (real child process)", () => {
@@ -90,6 +91,19 @@ describe("MCP over stdio (real child process)", () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
     expect(stderr).toContain("serving MCP over stdio");
+  });
+
+  it("says at start-up how it tuned V8's heap (growth, young generation cap)", async () => {
+    await vi.waitFor(() => expect(stderr).toContain('"msg":"V8 heap tuned"'), { timeout: 2_000 });
+    const tuned = stderr
+      .split("\n")
+      .filter((l) => l.includes('"msg":"V8 heap tuned"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(tuned).toHaveLength(1);
+    expect(tuned[0]).toMatchObject({
+      heapGrowth: `--heap-growing-percent=${DEFAULT_HEAP_GROWING_PERCENT}`,
+      youngGenerationMb: DEFAULT_YOUNG_GENERATION_MB,
+    });
   });
 });
 
