@@ -42,8 +42,8 @@ export function tuneHeapGrowth(): string | undefined {
  * The most `serve` lets V8's young generation (its new space: two semi-spaces) grow to, in MB.
  * V8 doubles the new space whenever much of it survives scavenges, up to 32 MB on a 64-bit machine
  * with this much memory; a busy gateway gets there within seconds, and all 32 MB stays resident.
- * Capped at 16 MB, RSS under 64 busy sessions peaked 11–16 MB lower (157–162 against 171–173 MB,
- * paired runs) for ~2–3 % fewer calls/s; at 8 MB it fell by ~25 MB but cost 15 % of the calls/s.
+ * Capped at 16 MB, RSS under 64 busy sessions peaked 7–16 MB lower (152–161 against 168 MB in
+ * paired runs) for 2–5 % fewer calls/s; at 8 MB it fell ~10 MB more but cost 15 % of the calls/s.
  */
 export const DEFAULT_YOUNG_GENERATION_MB = 16;
 
