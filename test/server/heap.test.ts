@@ -21,23 +21,24 @@ describe("heap growth tuning for serve", () => {
     );
   });
 
-  it("leaves an operator's own choice alone, on the command line or in NODE_OPTIONS, in either spelling", () => {
+  it("leaves an operator's own choice on node's command line alone, in either spelling", () => {
     expect(heapGrowthFlag(["--heap-growing-percent=100"], undefined)).toBeUndefined();
-    expect(heapGrowthFlag([], "--max-old-space-size=512 --heap_growing_percent=0")).toBeUndefined();
+    expect(heapGrowthFlag(["--heap_growing_percent=0"], "--max-old-space-size=512")).toBeUndefined();
     // A different flag that merely starts alike is not the operator's choice.
     expect(heapGrowthFlag(["--heap-growing-percentile=5"], undefined)).toBeDefined();
   });
 });
 
 describe("young generation cap for serve", () => {
-  it("caps the new space unless the operator sized it, on the command line or in NODE_OPTIONS", () => {
+  it("caps the new space unless the operator sized it (NODE_OPTIONS takes only --max-semi-space-size)", () => {
     expect(youngGenerationCap([], undefined)).toBe(DEFAULT_YOUNG_GENERATION_MB);
-    expect(youngGenerationCap(["--max-old-space-size=256"], "--heap-growing-percent=30")).toBe(
+    expect(youngGenerationCap(["--heap-growing-percent=30"], "--max-old-space-size=256")).toBe(
       DEFAULT_YOUNG_GENERATION_MB,
     );
     expect(youngGenerationCap(["--max-semi-space-size=32"], undefined)).toBeUndefined();
-    expect(youngGenerationCap([], "--min_semi_space_size=4")).toBeUndefined();
-    expect(youngGenerationCap([], "--semi-space-growth-factor=4")).toBeUndefined();
+    expect(youngGenerationCap([], "--max-old-space-size=256 --max_semi_space_size=4")).toBeUndefined();
+    expect(youngGenerationCap(["--min_semi_space_size=4"], undefined)).toBeUndefined();
+    expect(youngGenerationCap(["--semi-space-growth-factor=4"], undefined)).toBeUndefined();
   });
 
   /**
