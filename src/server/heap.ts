@@ -13,7 +13,7 @@ import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
  */
 export const DEFAULT_HEAP_GROWING_PERCENT = 20;
 
-const OPERATOR_FLAG = /^--heap[-_]growing[-_]percent(?:=|$)/;
+const HEAP_GROWTH_FLAG = /^--heap[-_]growing[-_]percent(?:=|$)/;
 
 /**
  * The V8 flag `serve` sets, or undefined when the operator chose their own with
@@ -24,9 +24,13 @@ export function heapGrowthFlag(
   execArgv: readonly string[] = process.execArgv,
   nodeOptions: string | undefined = process.env.NODE_OPTIONS,
 ): string | undefined {
-  const given = [...execArgv, ...(nodeOptions ?? "").split(/\s+/)];
-  if (given.some((arg) => OPERATOR_FLAG.test(arg))) return undefined;
+  if (operatorGave(HEAP_GROWTH_FLAG, execArgv, nodeOptions)) return undefined;
   return `--heap-growing-percent=${DEFAULT_HEAP_GROWING_PERCENT}`;
+}
+
+/** Whether node was started with a flag matching `flag`, on its command line or in NODE_OPTIONS. */
+function operatorGave(flag: RegExp, execArgv: readonly string[], nodeOptions: string | undefined): boolean {
+  return [...execArgv, ...(nodeOptions ?? "").split(/\s+/)].some((arg) => flag.test(arg));
 }
 
 /**
@@ -61,8 +65,7 @@ export function youngGenerationCap(
   execArgv: readonly string[] = process.execArgv,
   nodeOptions: string | undefined = process.env.NODE_OPTIONS,
 ): number | undefined {
-  const given = [...execArgv, ...(nodeOptions ?? "").split(/\s+/)];
-  if (given.some((arg) => YOUNG_GENERATION_FLAG.test(arg))) return undefined;
+  if (operatorGave(YOUNG_GENERATION_FLAG, execArgv, nodeOptions)) return undefined;
   return DEFAULT_YOUNG_GENERATION_MB;
 }
 
